@@ -1,0 +1,5 @@
+"""`python -m recognize`: the emotion-recognize command line."""
+
+from recognize.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""Checkpoint folders on disk: atomic writes (temp name, then rename), and reading back
+only JSON and safetensors."""
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from recognize import __version__
+from recognize.config import ExperimentConfig
+from recognize.errors import RecognizeError
+from recognize.labels import LABELS
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+STATE = "state"
+
+
+def atomic_write(path: "str | Path", write: Callable[[Path], None]) -> None:
+    """Call `write(temp_path)` for a temp file beside `path`, then rename it over `path`;
+    an interrupted write leaves `path` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temp))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: "str | Path", data: Any) -> None:
+    """Write `data` as indented JSON, atomically."""
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+
+
+def read_json(path: "str | Path") -> Any:
+    """Read a JSON file, with a one-line error for a missing or malformed one."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecognizeError(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise RecognizeError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+
+
+def write_weights(path: "str | Path", tensors: dict[str, torch.Tensor]) -> None:
+    """Save tensors as safetensors, atomically (contiguous CPU copies)."""
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    atomic_write(path, lambda p: save_file(cpu, str(p)))
+
+
+def read_weights(path: "str | Path") -> dict[str, torch.Tensor]:
+    """Load a safetensors file, with a one-line error for a missing or damaged one."""
+    if not Path(path).is_file():
+        raise RecognizeError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise RecognizeError(f"{path}: damaged weights file ({error})") from None
+
+
+def write_rows(path: "str | Path", rows: list[dict[str, Any]]) -> None:
+    """Write dict rows as CSV (header from the first row's keys), atomically."""
+    def write(temp: Path) -> None:
+        with open(temp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)
+
+
+def checkpoint_record(config: ExperimentConfig, extra: dict[str, Any]) -> dict[str, Any]:
+    """What config.json holds: the experiment, the label map, the package version and `extra`."""
+    return {
+        "experiment": config.to_dict(),
+        "run_name": config.run_name,
+        "labels": list(LABELS[config.task]),
+        "version": __version__,
+        **extra,
+    }
+
+
+def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The ExperimentConfig and whole record of a finished or interrupted checkpoint folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RecognizeError(f"{folder}: checkpoint folder not found")
+    if not (folder / CONFIG).is_file():
+        raise RecognizeError(f"{folder}: not a checkpoint folder (no {CONFIG})")
+    record = read_json(folder / CONFIG)
+    if "experiment" not in record:
+        raise RecognizeError(f"{folder / CONFIG}: no 'experiment' section; not written by emotion-recognize")
+    return ExperimentConfig.from_dict(record["experiment"]), record

@@ -1,0 +1,153 @@
+"""ExperimentConfig: the one source of truth for a run. Every `train` flag is a field here,
+with its help text beside it, and the checkpoint folder's name is derived from it."""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional
+
+from recognize.errors import RecognizeError
+from recognize.labels import LABELS, TASK_LETTER
+
+MODALITIES: tuple[str, ...] = ("T", "A", "V")
+"""Text, audio, video, in the order they are joined in names (`T+A+V`)."""
+
+MODES: dict[str, str] = {"full": "T", "lora": "L", "frozen": "F"}
+"""Training mode -> its letter in checkpoint names (full Tuning, LoRA, Frozen backbones)."""
+
+POOLINGS: tuple[str, ...] = ("auto", "cls", "mean")
+PRECISIONS: tuple[str, ...] = ("auto", "no", "fp16", "bf16")
+DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
+
+
+def _opt(default: Any, help: str, flag: Optional[str] = None, **kwargs: Any) -> Any:
+    """A dataclass field carrying its CLI help text (and flag name, when it differs)."""
+    metadata = {"help": help, **({"flag": flag} if flag else {})}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines a training run; saved whole into the checkpoint's config.json."""
+
+    data: str = _opt("datasets/MELD", "MELD folder: the three *_sent_emo.csv files at its root.")
+    modal: str = _opt("T", "Modalities, '+'-joined from T (text), A (audio), V (video), e.g. T or T+A.")
+    task: str = _opt("emotion", "Label type: emotion (7 classes) or sentiment (3 classes).", flag="--label-type")
+    mode: str = _opt("full", "Training mode: full (T), lora (L) or frozen (F) backbones.")
+    text_model: str = _opt("sentence-transformers/all-mpnet-base-v2", "Text encoder: Hugging Face model id or local folder.")
+    audio_model: str = _opt("facebook/wav2vec2-base", "Audio encoder: Hugging Face model id or local folder.")
+    video_model: str = _opt("google/vivit-b-16x2-kinetics400", "Video encoder: Hugging Face model id or local folder.")
+    fusion: str = _opt("lmf", "Fusion network for several modalities.")
+    context: int = _opt(0, "Previous utterances of the dialogue added before the target, with speaker names (0 = utterance only).")
+    pooling: str = _opt("auto", "Text pooling: auto (the model's own: mean for sentence-transformers, else CLS), cls or mean.")
+    max_length: int = _opt(128, "Token budget per sample; the context is truncated first, never the target utterance.")
+    epochs: int = _opt(4, "Training epochs (upper bound when early stopping is on).")
+    batch_size: int = _opt(32, "Samples per optimiser step on each device (before gradient accumulation).")
+    lr: Optional[float] = _opt(None, "Peak learning rate (default: 2e-5 full, 2e-4 lora, 1e-3 frozen).")
+    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norms).")
+    warmup: float = _opt(0.1, "Warm-up as a fraction of all optimiser steps, then linear decay to 0.")
+    grad_clip: float = _opt(1.0, "Clip the gradient norm to this value (0 = off).")
+    grad_accum: int = _opt(1, "Gradient accumulation steps.")
+    precision: str = _opt("auto", "Mixed precision: auto (bf16 on a GPU that has it, else fp16 on GPU, none on CPU), no, fp16, bf16.")
+    patience: int = _opt(0, "Early stopping: stop after this many epochs without a better dev weighted-F1 (0 = off).")
+    class_weights: bool = _opt(False, "Weight the loss by inverse class frequency of the training split.")
+    dropout: float = _opt(0.1, "Dropout before the classification head.")
+    lora_r: int = _opt(8, "LoRA rank.")
+    lora_alpha: int = _opt(16, "LoRA alpha (scaling = alpha / r).")
+    lora_dropout: float = _opt(0.05, "LoRA dropout.")
+    lora_targets: str = _opt("", "Comma-separated module names LoRA adapts (default: the attention query/value projections).")
+    seed: int = _opt(42, "Random seed; a CPU run with the same seed repeats exactly.")
+    output_dir: str = _opt("checkpoints", "Folder under which the run's checkpoint folder is created.")
+    init_from: list[str] = _opt([], "Checkpoint folder whose matching weights initialise this model (repeatable).")
+    trust_remote_code: bool = _opt(False, "Allow model code from the model's repository (off unless you pass this).")
+
+    def __post_init__(self) -> None:
+        self.modal = normalise_modal(self.modal)
+        self.task = _choose("--label-type", self.task.lower(), {**{t: t for t in LABELS}, "e": "emotion", "s": "sentiment"})
+        self.mode = _choose("--mode", self.mode.lower() if len(self.mode) > 1 else self.mode.upper(), {**{m: m for m in MODES}, **{v: k for k, v in MODES.items()}})
+        self.pooling = _choose("--pooling", self.pooling.lower(), {p: p for p in POOLINGS})
+        self.precision = _choose("--precision", self.precision.lower(), {p: p for p in PRECISIONS})
+        self.fusion = self.fusion.lower()
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r"):
+            if getattr(self, name) < 1:
+                raise RecognizeError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
+        if self.context < 0:
+            raise RecognizeError(f"--context: must be 0 or more, got {self.context}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise RecognizeError(f"--warmup: a fraction in [0, 1), got {self.warmup}")
+        self.init_from = [str(p) for p in self.init_from]
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities of this run, e.g. ["T", "A"]."""
+        return self.modal.split("+")
+
+    @property
+    def learning_rate(self) -> float:
+        """The peak learning rate: `lr` if given, else the mode's default."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
+
+    def model_id(self, modality: str) -> str:
+        """The Hugging Face id or folder of the encoder for `modality` ("T", "A" or "V")."""
+        return {"T": self.text_model, "A": self.audio_model, "V": self.video_model}[modality]
+
+    @property
+    def run_name(self) -> str:
+        """The checkpoint folder name: `{modal}--{task}{mode}({backbone})`, or with `--{FUSION}` when multimodal."""
+        letters = f"{TASK_LETTER[self.task]}{MODES[self.mode]}"
+        backbones = "+".join(backbone_name(self.model_id(m)) for m in self.modalities)
+        fusion = f"--{self.fusion.upper()}" if len(self.modalities) > 1 else ""
+        return f"{self.modal}--{letters}{fusion}({backbones})"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where this run's checkpoint folder goes: `output_dir/run_name`."""
+        return Path(self.output_dir) / self.run_name
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, JSON-ready."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ExperimentConfig":
+        """Build from a dict such as a checkpoint's saved config; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise RecognizeError(f"unknown config keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_checkpoint(cls, folder: "str | Path", **overrides: Any) -> "ExperimentConfig":
+        """The config a checkpoint folder was trained with, with `overrides` applied."""
+        from recognize.checkpoint import read_checkpoint_config  # checkpoint imports this module
+
+        saved, _ = read_checkpoint_config(folder)
+        return cls.from_dict({**saved.to_dict(), **overrides})
+
+
+def backbone_name(model_id: str) -> str:
+    """The backbone's short name: the last component of its model id or path."""
+    return PurePosixPath(model_id.replace("\\", "/").rstrip("/")).name
+
+
+def normalise_modal(modal: str) -> str:
+    """Validate a modality string and put it in canonical order: "a+t" -> "T+A"."""
+    parts = [p.strip().upper() for p in modal.split("+")]
+    if not modal.strip() or any(p not in MODALITIES for p in parts) or len(set(parts)) != len(parts):
+        raise RecognizeError(f"--modal: unknown value '{modal}'; valid: T, A, V or a '+'-joined combination such as T+A, T+A+V")
+    return "+".join(m for m in MODALITIES if m in parts)
+
+
+def _choose(flag: str, value: str, valid: dict[str, str]) -> str:
+    """Map `value` through `valid`, or fail with a one-line message listing the valid values."""
+    if value not in valid:
+        raise RecognizeError(f"{flag}: unknown value '{value}'; valid: {', '.join(valid)}")
+    return valid[value]
+
+
+def field_help(name: str) -> str:
+    """The help text of the ExperimentConfig field `name`."""
+    return next(f.metadata["help"] for f in dataclasses.fields(ExperimentConfig) if f.name == name)

@@ -1,0 +1,128 @@
+"""Read MELD's `{train,dev,test}_sent_emo.csv`: repair the text, check labels and ids, keep
+dialogue order. One split becomes a DataFrame with one row per utterance:
+
+    dialogue_id, utterance_id, speaker, text, emotion, sentiment
+
+sorted by (dialogue_id, utterance_id), so that the utterances before a row in its dialogue
+are the rows above it. Ids are kept as given: MELD has gaps (train dialogue 60 does not
+exist, some utterance ids are skipped) and nothing here assumes they are contiguous.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recognize.errors import RecognizeError
+from recognize.labels import CSV_COLUMN, LABELS
+
+SPLITS: tuple[str, ...] = ("train", "dev", "test")
+REQUIRED_COLUMNS: tuple[str, ...] = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
+
+TEXT_REPAIRS: dict[str, str] = {
+    "\u0085": "...",  # Windows-1252 0x85, horizontal ellipsis, left as a C1 control
+    "\u0091": "'", "\u0092": "'",  # 0x91 / 0x92: single quotes
+    "\u0093": '"', "\u0094": '"',  # 0x93 / 0x94: double quotes
+    "\u0096": "-", "\u0097": "-",  # 0x96 / 0x97: en and em dash
+    "\u00a0": " ",  # no-break space
+    # the same characters where a cleaned copy has them as proper Unicode, so that both
+    # releases of MELD give the same text
+    "\u2026": "...", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+}
+_REPAIR_TABLE = str.maketrans(TEXT_REPAIRS)
+
+
+def csv_path(root: "str | Path", split: str) -> Path:
+    """The CSV of `split` in the MELD folder `root`."""
+    return Path(root) / f"{split}_sent_emo.csv"
+
+
+def repair_text(text: str) -> str:
+    """Replace the Windows-1252 control characters (and typographic quotes, dashes, ellipses)
+    of MELD's utterances with plain ASCII, and collapse runs of whitespace."""
+    return " ".join(text.translate(_REPAIR_TABLE).split())
+
+
+def load_split(root: "str | Path", split: str) -> pd.DataFrame:
+    """Load, check and repair one split of the MELD folder `root`.
+
+    Raises RecognizeError naming the file (and data row, counted from 1) for a missing folder or CSV, missing
+    columns, unknown labels or non-integer ids. Empty utterances are kept as "".
+    """
+    if split not in SPLITS:
+        raise RecognizeError(f"--split: unknown value '{split}'; valid: {', '.join(SPLITS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise RecognizeError(f"{root}: data folder not found (expected a MELD folder with {split}_sent_emo.csv)")
+    path = csv_path(root, split)
+    if not path.is_file():
+        raise RecognizeError(f"{path}: CSV not found in the data folder")
+    raw = _read_csv(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise RecognizeError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, raw.columns))}")
+    rows = pd.DataFrame({
+        "dialogue_id": _integer_column(raw, "Dialogue_ID", path),
+        "utterance_id": _integer_column(raw, "Utterance_ID", path),
+        "speaker": raw["Speaker"].fillna("").astype(str).map(repair_text),
+        "text": raw["Utterance"].fillna("").astype(str).map(repair_text),
+    })
+    for task, column in CSV_COLUMN.items():
+        rows[task] = _label_column(raw, column, LABELS[task], path)
+    duplicated = rows.duplicated(["dialogue_id", "utterance_id"])
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0]) + 1
+        raise RecognizeError(f"{path}: row {row}: duplicate Dialogue_ID/Utterance_ID pair")
+    return rows.sort_values(["dialogue_id", "utterance_id"], kind="stable").reset_index(drop=True)
+
+
+def label_ids(rows: pd.DataFrame, task: str) -> np.ndarray:
+    """The class index of every row for `task`, in the fixed order of `recognize.labels`."""
+    index = {name: i for i, name in enumerate(LABELS[task])}
+    return rows[task].map(index).to_numpy(dtype=np.int64)
+
+
+def data_fingerprint(root: "str | Path") -> str:
+    """A short SHA-256 over the split CSVs present in `root`, to record which data a run saw."""
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        path = csv_path(root, split)
+        if path.is_file():
+            digest.update(split.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a MELD CSV as strings; UTF-8 first, Windows-1252 for files saved that way."""
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise RecognizeError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    raise RecognizeError(f"{path}: neither UTF-8 nor Windows-1252 text")
+
+
+def _integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """`column` as int64, or an error naming the first row whose value is not an integer."""
+    values = pd.to_numeric(raw[column].str.strip(), errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise RecognizeError(f"{path}: row {row + 1}: {column} '{raw[column].iloc[row]}' is not an integer")
+    return values.astype(np.int64)
+
+
+def _label_column(raw: pd.DataFrame, column: str, valid: tuple[str, ...], path: Path) -> pd.Series:
+    """`column` lower-cased and checked against `valid`, or an error naming the first bad row."""
+    values = raw[column].fillna("").str.strip().str.lower()
+    bad = ~values.isin(valid)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise RecognizeError(
+            f"{path}: row {row + 1}: unknown {column.lower()} label '{raw[column].iloc[row]}'; valid: {', '.join(valid)}"
+        )
+    return values

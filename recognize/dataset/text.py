@@ -1,0 +1,80 @@
+"""Text input: the target utterance, optionally after the N previous utterances of its
+dialogue ("Speaker: text" each), tokenised once; the context is truncated from its oldest
+end, the target utterance only when it alone exceeds the token budget."""
+
+import pandas as pd
+import torch
+
+from recognize.errors import RecognizeError
+
+TextEncoding = dict[str, list[int]]
+
+
+def speaker_line(speaker: str, text: str) -> str:
+    """One utterance as it appears in a context: "Speaker: text"."""
+    return f"{speaker}: {text}" if speaker else text
+
+
+def dialogue_contexts(rows: pd.DataFrame, size: int) -> list[str]:
+    """For each row, the `size` utterances before it in its dialogue, oldest first, one string.
+
+    `rows` must be in dialogue order (as `load_split` returns them); rows of other dialogues
+    never leak into a context.
+    """
+    contexts: list[str] = []
+    history: list[str] = []
+    previous_dialogue = None
+    for dialogue, speaker, text in zip(rows["dialogue_id"], rows["speaker"], rows["text"]):
+        if dialogue != previous_dialogue:
+            history, previous_dialogue = [], dialogue
+        contexts.append(" ".join(history[-size:]) if size else "")
+        history.append(speaker_line(speaker, text))
+    return contexts
+
+
+def tokenize_rows(rows: pd.DataFrame, tokenizer, context: int, max_length: int) -> list[TextEncoding]:
+    """Tokenise every row: the utterance alone (context 0), or the context as the first
+    segment and "Speaker: utterance" as the second; special tokens added, no padding."""
+    if context == 0:
+        targets = rows["text"].tolist()
+        return _encode(tokenizer, targets, None, max_length)
+    targets = [speaker_line(s, t) for s, t in zip(rows["speaker"], rows["text"])]
+    contexts = dialogue_contexts(rows, context)
+    pair_overhead = tokenizer.num_special_tokens_to_add(pair=True)
+    target_lengths = [len(ids) for ids in tokenizer(targets, add_special_tokens=False)["input_ids"]]
+    # a pair needs at least one context token; rows whose target fills the budget go alone
+    fits = [bool(c) and n + pair_overhead < max_length for c, n in zip(contexts, target_lengths)]
+    paired = [i for i, ok in enumerate(fits) if ok]
+    alone = [i for i, ok in enumerate(fits) if not ok]
+    encodings: list[TextEncoding] = [{} for _ in targets]
+    for i, encoding in zip(paired, _encode(tokenizer, [contexts[i] for i in paired], [targets[i] for i in paired], max_length)):
+        encodings[i] = encoding
+    for i, encoding in zip(alone, _encode(tokenizer, [targets[i] for i in alone], None, max_length)):
+        encodings[i] = encoding
+    return encodings
+
+
+def pad_text(encodings: list[TextEncoding], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch of encodings to its longest member (dynamic padding)."""
+    width = max(len(e["input_ids"]) for e in encodings)
+    keys = [k for k in ("input_ids", "token_type_ids") if k in encodings[0]]
+    fill = {"input_ids": pad_token_id, "token_type_ids": 0}
+    batch = {k: torch.tensor([e[k] + [fill[k]] * (width - len(e[k])) for e in encodings]) for k in keys}
+    batch["attention_mask"] = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in encodings])
+    return batch
+
+
+def _encode(tokenizer, first: list[str], second: "list[str] | None", max_length: int) -> list[TextEncoding]:
+    """Tokenise `first` (paired with `second` when given, truncating only `first` from the left)."""
+    if not first:
+        return []
+    keys = ("input_ids", "token_type_ids")
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left" if second is not None else "right"
+    try:
+        out = tokenizer(first, second, truncation="only_first" if second is not None else True, max_length=max_length)
+    except Exception as error:  # the tokenizers library raises plain Exception on truncation
+        raise RecognizeError(f"tokenizer failed: {error}") from None
+    finally:
+        tokenizer.truncation_side = side
+    return [{k: out[k][i] for k in keys if k in out} for i in range(len(first))]

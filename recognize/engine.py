@@ -1,0 +1,262 @@
+"""The training loop, on accelerate. Read it top to bottom: `fit` trains for the configured
+epochs, evaluates dev after each, keeps the best epoch's weights by dev weighted-F1, stops
+early when asked, and saves a resumable state after every epoch.
+
+Randomness is seeded per epoch (batch order from (seed, epoch), dropout from seed + epoch),
+so a run resumed after epoch k continues exactly as an uninterrupted one would.
+"""
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup
+
+from recognize import checkpoint as ckpt
+from recognize.config import ExperimentConfig
+from recognize.metrics import classification_metrics
+from recognize.model.modes import checkpoint_state
+
+LOG_EVERY_STEPS = 20
+"""How often the progress bar's loss is read back from the device (each read syncs)."""
+
+
+@dataclass
+class FitResult:
+    """What `fit` reports: the best epoch (1-based), its dev metrics, and every epoch's row."""
+
+    best_epoch: int
+    best_dev: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+def make_accelerator(precision: str) -> Accelerator:
+    """An Accelerator for `precision` ("auto": bf16 on a GPU that supports it, fp16 on
+    other GPUs, full precision on CPU)."""
+    if precision == "auto":
+        if not torch.cuda.is_available():
+            precision = "no"
+        else:
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return Accelerator(mixed_precision=precision)
+
+
+def make_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; no weight decay on biases and norm weights;
+    the fused kernel on GPU."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = torch.cuda.is_available() and all(p.is_cuda for p in decay + no_decay)
+    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused or None)
+
+
+def class_weights(labels: np.ndarray, num_labels: int) -> torch.Tensor:
+    """Inverse-frequency class weights, n / (K * count_k); classes absent from `labels` get 0."""
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    weights = np.divide(len(labels), num_labels * counts, out=np.zeros_like(counts), where=counts > 0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def fit(
+    model: torch.nn.Module,
+    train_data: DataLoader,
+    dev_data: DataLoader,
+    labels: list[str],
+    config: ExperimentConfig,
+    run_dir: Path,
+    loss_weights: Optional[torch.Tensor] = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train `model` as `config` says; its best epoch's weights end in `run_dir/model.safetensors`
+    and in `model` itself. With `resume`, continue from `run_dir/state/`."""
+    accelerator = make_accelerator(config.precision)
+    batch_sampler = train_data.batch_sampler
+    optimizer = make_optimizer(model, config)
+    steps_per_epoch = math.ceil(len(train_data) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup * total_steps), total_steps)
+    accelerator.gradient_accumulation_steps = config.grad_accum
+    model, optimizer, train_data, dev_data, scheduler = accelerator.prepare(model, optimizer, train_data, dev_data, scheduler)
+    if loss_weights is not None:
+        loss_weights = loss_weights.to(accelerator.device)
+
+    state = TrainingState()
+    if resume:
+        state = load_state(run_dir, accelerator.unwrap_model(model), optimizer, scheduler)
+        accelerator.print(f"resuming after epoch {state.epoch} of {config.epochs}")
+
+    started = time.perf_counter() - state.train_seconds
+    for epoch in range(state.epoch, config.epochs):
+        if config.patience and state.bad_epochs >= config.patience:
+            break
+        torch.manual_seed(config.seed + epoch)
+        batch_sampler.set_epoch(epoch)
+        epoch_start = time.perf_counter()
+        train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, loss_weights, epoch)
+        seconds = time.perf_counter() - epoch_start
+        dev_metrics = classification_metrics(*_labels_and_predictions(model, dev_data, accelerator), labels)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(train_loss, 6),
+            "dev_accuracy": round(dev_metrics["accuracy"], 6),
+            "dev_weighted_f1": round(dev_metrics["weighted_f1"], 6),
+            "dev_macro_f1": round(dev_metrics["macro_f1"], 6),
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(seconds, 3),
+            "samples_per_second": round(samples / seconds, 2),
+        }
+        state.history.append(row)
+        improved = dev_metrics["weighted_f1"] > state.best_f1
+        if improved:
+            state.best_f1, state.best_epoch, state.best_dev, state.bad_epochs = dev_metrics["weighted_f1"], epoch + 1, dev_metrics, 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch + 1
+        state.train_seconds = time.perf_counter() - started
+        if accelerator.is_main_process:
+            if improved:
+                ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
+            ckpt.write_rows(run_dir / ckpt.HISTORY, state.history)
+            save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler)
+        accelerator.wait_for_everyone()
+        accelerator.print(
+            f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, dev acc {dev_metrics['accuracy']:.2%}, "
+            f"dev wF1 {dev_metrics['weighted_f1']:.2%}{' (best)' if improved else ''}, {row['samples_per_second']:.0f} samples/s"
+        )
+
+    best = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
+    accelerator.unwrap_model(model).load_state_dict(best, strict=False)
+    if accelerator.is_main_process:
+        shutil.rmtree(run_dir / ckpt.STATE, ignore_errors=True)
+    return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
+
+
+def _train_epoch(model, data, optimizer, scheduler, accelerator, config, loss_weights, epoch) -> tuple[float, int]:
+    """One pass over the training batches; returns (mean loss, samples seen on this process)."""
+    model.train()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    samples = 0
+    start = time.perf_counter()
+    with _progress(accelerator, f"epoch {epoch + 1}/{config.epochs}") as progress:
+        task = progress.add_task("train", total=len(data), status="")
+        for step, batch in enumerate(data, start=1):
+            with accelerator.accumulate(model):
+                logits = model(batch)
+                loss = F.cross_entropy(logits.float(), batch["labels"], weight=loss_weights)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.grad_clip > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            n = batch["labels"].shape[0]
+            loss_sum += loss.detach() * n
+            samples += n
+            if step % LOG_EVERY_STEPS == 0 or step == len(data):
+                rate = samples / (time.perf_counter() - start)
+                status = f"loss {loss_sum.item() / samples:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  {rate:.0f} samples/s"
+                progress.update(task, completed=step, status=status)
+    return (loss_sum.item() / max(samples, 1)), samples
+
+
+def _labels_and_predictions(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """True labels and argmax predictions over `data`, gathered from every process."""
+    _, logits, labels = predict(model, data, accelerator)
+    return labels, logits.argmax(-1)
+
+
+def predict(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices, logits (float32) and labels over `data`, gathered and put in row order."""
+    model.eval()
+    indices, all_logits, all_labels = [], [], []
+    with torch.no_grad():
+        for batch in data:
+            with accelerator.autocast():
+                logits = model(batch)
+            index, logits, labels = accelerator.gather_for_metrics((batch["index"], logits.float(), batch["labels"]))
+            indices.append(index.cpu())
+            all_logits.append(logits.cpu())
+            all_labels.append(labels.cpu())
+    index = torch.cat(indices).numpy()
+    order = np.argsort(index, kind="stable")
+    return index[order], torch.cat(all_logits).numpy()[order], torch.cat(all_labels).numpy()[order]
+
+
+def _progress(accelerator: Accelerator, title: str) -> Progress:
+    """A rich progress bar (shown on the main process only) with a loss/lr/throughput column."""
+    return Progress(
+        TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"), console=Console(stderr=True), transient=True,
+        disable=not accelerator.is_main_process,
+    )
+
+
+@dataclass
+class TrainingState:
+    """Where training stands after a completed epoch: enough, with the weights and the
+    optimiser, to continue exactly."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_f1: float = -1.0
+    best_dev: dict[str, Any] = field(default_factory=dict)
+    bad_epochs: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler) -> None:
+    """Write `state/epoch-{k}/` (weights, optimiser, progress), then point `state/latest.json`
+    at it and drop older epochs: a kill at any moment leaves the previous state intact."""
+    state_dir = run_dir / ckpt.STATE
+    folder = state_dir / f"epoch-{state.epoch}"
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt.write_weights(folder / "model.safetensors", checkpoint_state(model))
+    tensors, meta = _optimizer_files(optimizer)
+    ckpt.write_weights(folder / "optimizer.safetensors", tensors)
+    ckpt.write_json(folder / "trainer.json", {**state.__dict__, "optimizer": meta, "scheduler": scheduler.state_dict()})
+    ckpt.write_json(state_dir / "latest.json", {"folder": folder.name})
+    for old in state_dir.glob("epoch-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_state(run_dir: Path, model, optimizer, scheduler) -> TrainingState:
+    """Restore what `save_state` wrote into `model`, `optimizer` and `scheduler`."""
+    state_dir = run_dir / ckpt.STATE
+    folder = state_dir / ckpt.read_json(state_dir / "latest.json")["folder"]
+    saved = ckpt.read_json(folder / "trainer.json")
+    model.load_state_dict(ckpt.read_weights(folder / "model.safetensors"), strict=False)
+    optimizer.load_state_dict(_optimizer_state(ckpt.read_weights(folder / "optimizer.safetensors"), saved.pop("optimizer")))
+    scheduler.load_state_dict(saved.pop("scheduler"))
+    return TrainingState(**saved)
+
+
+def _optimizer_files(optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimiser's state_dict into tensors (for safetensors) and the rest (for JSON)."""
+    state_dict = optimizer.state_dict()
+    tensors = {f"{pid}.{key}": value for pid, entry in state_dict["state"].items() for key, value in entry.items()}
+    return tensors, {"param_groups": state_dict["param_groups"]}
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild an optimiser state_dict from `_optimizer_files`' two parts."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}

@@ -1,0 +1,81 @@
+"""Rebuild a model from its checkpoint folder alone and evaluate it on a MELD split:
+`eval-{split}.json` (metrics) and `predictions-{split}.csv` (one row per utterance)."""
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import PartialState
+
+from recognize import checkpoint as ckpt
+from recognize.builder import Built, build_model, eval_loader, load_rows, make_dataset
+from recognize.config import ExperimentConfig
+from recognize.engine import make_accelerator, predict
+from recognize.errors import RecognizeError
+from recognize.metrics import classification_metrics
+
+
+def load_trained(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any], Built]:
+    """The config, config.json record and model of a checkpoint folder, weights loaded.
+
+    The backbones come from their model ids (as at training time); the folder's
+    model.safetensors supplies what was trained (and what `--init-from` loaded)."""
+    folder = Path(folder)
+    config, record = ckpt.read_checkpoint_config(folder)
+    if not (folder / ckpt.WEIGHTS).is_file():
+        raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
+    weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
+    built = build_model(config)
+    missing, unexpected = built.model.load_state_dict(weights, strict=False)
+    if unexpected:
+        raise RecognizeError(f"{folder / ckpt.WEIGHTS}: {len(unexpected)} tensors do not fit the model, e.g. {unexpected[0]}")
+    trained = {name for name, p in built.model.named_parameters() if p.requires_grad}
+    absent = sorted(trained - set(weights))
+    if absent:
+        raise RecognizeError(f"{folder / ckpt.WEIGHTS}: lacks {len(absent)} trained tensors, e.g. {absent[0]}")
+    return config, record, built
+
+
+def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = None) -> dict[str, Any]:
+    """Evaluate the checkpoint in `folder` on `split` of its data folder (or of `data`);
+    write `eval-{split}.json` and `predictions-{split}.csv` into the folder; return the metrics."""
+    folder = Path(folder)
+    config, record, built = load_trained(folder)
+    if data is not None:
+        config.data = data
+    rows = load_rows(config, split)
+    names = record["labels"]
+    logits, scores = score(config, built, rows, names)
+    metrics = {"split": split, "data": str(config.data), **scores}
+    if PartialState().is_main_process:
+        ckpt.write_json(folder / f"eval-{split}.json", metrics)
+        ckpt.write_rows(folder / f"predictions-{split}.csv", prediction_rows(rows, logits, names, config.task))
+    return metrics
+
+
+def score(config: ExperimentConfig, built: Built, rows: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Logits (row order) and metrics of `built`'s model on `rows`."""
+    accelerator = make_accelerator(config.precision)
+    model, loader = accelerator.prepare(built.model, eval_loader(config, built, make_dataset(config, built, rows)))
+    _, logits, labels = predict(model, loader, accelerator)
+    return logits, classification_metrics(labels, logits.argmax(-1), names)
+
+
+def prediction_rows(rows: pd.DataFrame, logits: np.ndarray, names: list[str], task: str) -> list[dict[str, Any]]:
+    """One dict per utterance: ids, speaker, text, true and predicted label, class probabilities."""
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    predicted = probabilities.argmax(-1)
+    return [
+        {
+            "dialogue_id": int(row.dialogue_id),
+            "utterance_id": int(row.utterance_id),
+            "speaker": row.speaker,
+            "text": row.text,
+            "label": getattr(row, task),
+            "prediction": names[predicted[i]],
+            **{f"p_{name}": round(float(probabilities[i, k]), 6) for k, name in enumerate(names)},
+        }
+        for i, row in enumerate(rows.itertuples(index=False))
+    ]

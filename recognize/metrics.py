@@ -1,0 +1,29 @@
+"""Classification metrics as MELD papers report them (fractions in [0, 1])."""
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: "list[str] | tuple[str, ...]") -> dict[str, Any]:
+    """Accuracy, weighted precision / recall / F1, macro-F1, per-class scores and the
+    confusion matrix (rows: true class, columns: predicted, in `labels` order)."""
+    classes = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, average=None, zero_division=0
+    )
+    weighted = precision_recall_fscore_support(y_true, y_pred, labels=classes, average="weighted", zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(weighted[0]),
+        "recall": float(weighted[1]),
+        "weighted_f1": float(weighted[2]),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(labels)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+        "samples": int(len(y_true)),
+    }

@@ -1,0 +1,30 @@
+"""EmotionModel: one encoder per modality, their pooled vectors joined, then a classification head."""
+
+import torch
+from torch import nn
+
+
+class EmotionModel(nn.Module):
+    """encoders[m](batch[m]) -> pooled vectors -> head -> logits over the task's classes."""
+
+    def __init__(self, encoders: dict[str, nn.Module], num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(encoders)
+        width = sum(encoder.output_size for encoder in self.encoders.values())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_labels))
+        self.frozen_encoders = False
+
+    def encode(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The pooled vector (B, D_m) of every modality in the batch."""
+        return {m: encoder(batch[m]) for m, encoder in self.encoders.items()}
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        pooled = self.encode(batch)
+        return self.head(torch.cat([pooled[m] for m in self.encoders], dim=-1))
+
+    def train(self, mode: bool = True) -> "EmotionModel":
+        """As nn.Module.train, except that frozen encoders always stay in eval mode (no dropout)."""
+        super().train(mode)
+        if self.frozen_encoders:
+            self.encoders.eval()
+        return self

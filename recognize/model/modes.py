@@ -1,0 +1,69 @@
+"""The three training modes: full tuning (everything trains), LoRA (peft adapters on the
+backbones' attention projections, plus the head), frozen backbones (the head alone)."""
+
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+
+from recognize.errors import RecognizeError
+from recognize.model.classifier import EmotionModel
+
+LORA_TARGET_PAIRS: tuple[tuple[str, str], ...] = (
+    ("query", "value"),  # BERT, RoBERTa, ELECTRA
+    ("q_proj", "v_proj"),  # Wav2Vec2, HuBERT, WavLM, Whisper, ViViT (transformers v5)
+    ("q", "v"),  # MPNet
+    ("query_proj", "value_proj"),  # DeBERTa-v2/v3
+    ("q_lin", "v_lin"),  # DistilBERT
+)
+"""Attention query/value projection names across architectures, tried in this order."""
+
+INITIALISED_FLAG = "initialised_from_checkpoint"
+
+
+def lora_targets(backbone: nn.Module) -> list[str]:
+    """The module names LoRA adapts by default: the first query/value pair the backbone has."""
+    linear_names = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules() if isinstance(module, nn.Linear)}
+    for pair in LORA_TARGET_PAIRS:
+        if set(pair) <= linear_names:
+            return list(pair)
+    raise RecognizeError(
+        f"no attention projections found for LoRA in {type(backbone).__name__}; "
+        f"name them with --lora-targets (its linear layers: {', '.join(sorted(linear_names))})"
+    )
+
+
+def apply_mode(model: EmotionModel, mode: str, r: int = 8, alpha: int = 16, dropout: float = 0.05, targets: str = "") -> None:
+    """Make `model` train as `mode` says ("full", "lora" or "frozen"), in place."""
+    if mode == "full":
+        model.requires_grad_(True)
+        return
+    model.encoders.requires_grad_(False)
+    if mode == "frozen":
+        model.frozen_encoders = True
+        model.encoders.eval()
+        return
+    for encoder in model.encoders.values():
+        names = [t.strip() for t in targets.split(",") if t.strip()] or lora_targets(encoder.backbone)
+        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none")
+        try:
+            encoder.backbone = get_peft_model(encoder.backbone, config)
+        except ValueError as error:
+            raise RecognizeError(f"--lora-targets: {str(error).splitlines()[0]}") from None
+
+
+def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint stores, by name: the parameters that train in the model's mode, plus
+    those loaded from an earlier checkpoint (`--init-from`), which its model id alone lacks."""
+    return {
+        name: p.detach() for name, p in model.named_parameters()
+        if p.requires_grad or getattr(p, INITIALISED_FLAG, False)
+    }
+
+
+def mark_initialised(model: nn.Module, names: "set[str] | list[str]") -> None:
+    """Flag the parameters `names` as loaded from an earlier checkpoint (kept by
+    `checkpoint_state`; the flag survives peft wrapping, which keeps the same tensors)."""
+    wanted = set(names)
+    for name, param in model.named_parameters():
+        if name in wanted:
+            setattr(param, INITIALISED_FLAG, True)

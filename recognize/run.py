@@ -1,0 +1,108 @@
+"""`train(config)`: one run from an ExperimentConfig to a finished checkpoint folder
+(config.json, model.safetensors, history.csv, metrics.json)."""
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from accelerate import PartialState
+from accelerate.utils import set_seed
+
+from recognize import checkpoint as ckpt
+from recognize.builder import build_model, eval_loader, has_split, load_rows, make_dataset, train_loader
+from recognize.config import ExperimentConfig
+from recognize.dataset.meld import data_fingerprint
+from recognize.engine import class_weights, fit
+from recognize.errors import RecognizeError
+from recognize.evaluator import load_trained, score
+from recognize.labels import LABELS
+from recognize.model.modes import checkpoint_state
+
+
+def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = False) -> Path:
+    """Train as `config` says and return the checkpoint folder.
+
+    An existing folder is an error unless `overwrite` (start afresh) or `resume` (continue
+    an interrupted run from its last completed epoch, with the same config)."""
+    run_dir = config.run_dir
+    if overwrite and resume:
+        raise RecognizeError("--overwrite and --resume exclude each other")
+    resume_from_state = resume and _check_resumable(run_dir, config)
+    if run_dir.exists() and not (overwrite or resume):
+        raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
+    distributed = PartialState()
+    if overwrite and run_dir.exists() and distributed.is_main_process:
+        shutil.rmtree(run_dir)
+    distributed.wait_for_everyone()
+
+    set_seed(config.seed)
+    init_weights, lineage = _initial_weights(config.init_from)
+    built = build_model(config, init_weights)
+    labels = list(LABELS[config.task])
+    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
+    train_set = make_dataset(config, built, train_rows)
+    dev_set = make_dataset(config, built, dev_rows)
+    if distributed.is_main_process and not resume_from_state:
+        extra = {"data_fingerprint": data_fingerprint(config.data), "lineage": lineage,
+                 "parameters": _parameter_counts(built.model)}
+        ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))
+    distributed.wait_for_everyone()
+
+    weights = class_weights(train_set.labels, len(labels)) if config.class_weights else None
+    result = fit(built.model, train_loader(config, built, train_set), eval_loader(config, built, dev_set),
+                 labels, config, run_dir, loss_weights=weights, resume=resume_from_state)
+    metrics: dict[str, Any] = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": round(result.train_seconds, 3),
+        "train_samples": len(train_set),
+        "dev": result.best_dev,
+    }
+    if has_split(config, "test"):
+        metrics["test"] = score(config, built, load_rows(config, "test"), labels)[1]
+    if distributed.is_main_process:
+        ckpt.write_json(run_dir / ckpt.METRICS, metrics)
+    return run_dir
+
+
+def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
+    """Whether `run_dir` holds an interrupted run of this very config; True means resume
+    from its state, False (no folder yet) means a fresh start."""
+    if not run_dir.exists():
+        return False
+    if not (run_dir / ckpt.STATE / "latest.json").is_file():
+        if (run_dir / ckpt.METRICS).is_file():
+            raise RecognizeError(f"{run_dir}: the run finished; nothing to resume (--overwrite trains it again)")
+        raise RecognizeError(f"{run_dir}: no completed epoch to resume from; use --overwrite")
+    saved, _ = ckpt.read_checkpoint_config(run_dir)
+    differs = [k for k, v in config.to_dict().items()
+               if v != getattr(saved, k) and not (k == "pooling" and v == "auto")]
+    if differs:
+        raise RecognizeError(f"{run_dir}: --resume needs the interrupted run's settings; these differ: {', '.join(differs)}")
+    config.pooling = saved.pooling
+    return True
+
+
+def _initial_weights(folders: list[str]) -> tuple[dict, list[dict[str, Any]]]:
+    """All weights of the checkpoints in `folders` (later ones win) and their lineage."""
+    weights: dict = {}
+    lineage = []
+    for folder in folders:
+        source_config, record, built = load_trained(folder)
+        model = built.model
+        for encoder in model.encoders.values():
+            if hasattr(encoder.backbone, "merge_and_unload"):  # a LoRA stage: fold adapters in
+                encoder.backbone = encoder.backbone.merge_and_unload()
+        weights.update(model.state_dict())
+        lineage.append({"folder": str(folder), "run_name": record["run_name"], "mode": source_config.mode,
+                        "modal": source_config.modal, "lineage": record.get("lineage", [])})
+    return weights, lineage
+
+
+def _parameter_counts(model) -> dict[str, int]:
+    """Total, trainable and stored parameter counts of `model`."""
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "stored": sum(t.numel() for t in checkpoint_state(model).values()),
+    }
