@@ -84,7 +84,6 @@ def fit(
     """Train `model` as `config` says; its best epoch's weights end in `run_dir/model.safetensors`
     and in `model` itself. With `resume`, continue from `run_dir/state/`."""
     accelerator = make_accelerator(config.precision)
-    batch_sampler = train_data.batch_sampler
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_data) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -104,7 +103,7 @@ def fit(
         if config.patience and state.bad_epochs >= config.patience:
             break
         torch.manual_seed(config.seed + epoch)
-        batch_sampler.set_epoch(epoch)
+        train_data.set_epoch(epoch)  # accelerate's loader passes it on to the length-grouped sampler
         epoch_start = time.perf_counter()
         train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, loss_weights, epoch)
         seconds = time.perf_counter() - epoch_start

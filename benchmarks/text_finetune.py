@@ -1,0 +1,138 @@
+"""Text fine-tuning on real MELD: the toolkit's `train` against a plain Hugging Face
+`Trainer` fine-tune of the same model, on the same data and settings, in the same run.
+
+Prints one JSON line per runner (dev/test accuracy and weighted-F1, seconds, samples/s)
+and one comparing them. Seconds are end to end (model loading, tokenisation, training,
+dev evaluation every epoch, best-epoch selection, test evaluation); samples/s is
+training samples x epochs / seconds.
+
+usage: python benchmarks/text_finetune.py MELD_DIR MODEL_DIR [--task emotion] [--epochs 4]
+       [--batch-size 32] [--lr 5e-5] [--context 0] [--runners toolkit,trainer] [--output FILE.jsonl]
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from recognize import ExperimentConfig, train
+from recognize.checkpoint import METRICS, read_json
+from recognize.config import backbone_name
+from recognize.dataset.meld import label_ids, load_split
+from recognize.labels import LABELS
+from recognize.metrics import classification_metrics
+
+
+def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
+    """Train and test with `recognize.train`; return its scores and timing."""
+    config = ExperimentConfig(data=args.data, text_model=args.model, task=args.task, mode=args.mode, epochs=args.epochs,
+                              batch_size=args.batch_size, lr=args.lr, context=args.context, seed=args.seed,
+                              output_dir=str(workdir / "toolkit"))
+    start = time.perf_counter()
+    folder = train(config)
+    seconds = time.perf_counter() - start
+    metrics = read_json(folder / METRICS)
+    return _result("toolkit", args, metrics["dev"], metrics["test"], seconds, metrics["train_samples"] * metrics["epochs_run"])
+
+
+def run_trainer(args: argparse.Namespace, workdir: Path) -> dict:
+    """Train and test with a plain `transformers.Trainer` (AutoModelForSequenceClassification,
+    DataCollatorWithPadding, best epoch by dev weighted-F1); return its scores and timing."""
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    labels = list(LABELS[args.task])
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(labels), dtype=torch.float32)
+
+    def encode(split: str) -> list[dict]:
+        rows = load_split(args.data, split)
+        encodings = tokenizer(rows["text"].tolist(), truncation=True, max_length=128)
+        return [{**{k: encodings[k][i] for k in encodings}, "labels": int(y)} for i, y in enumerate(label_ids(rows, args.task))]
+
+    train_set, dev_set, test_set = encode("train"), encode("dev"), encode("test")
+
+    def scores(prediction) -> dict:
+        return {"weighted_f1": classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1), labels)["weighted_f1"]}
+
+    cuda = torch.cuda.is_available()
+    training_args = TrainingArguments(
+        output_dir=str(workdir / "trainer"), per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size * 2, learning_rate=args.lr, num_train_epochs=args.epochs,
+        warmup_steps=0.1, weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
+        load_best_model_at_end=True, metric_for_best_model="weighted_f1", logging_strategy="epoch", report_to="none",
+        seed=args.seed, disable_tqdm=True, use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
+    )
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=scores)
+    trainer.train()
+    dev, test = (trainer.predict(data) for data in (dev_set, test_set))
+    seconds = time.perf_counter() - start
+    dev_metrics = classification_metrics(dev.label_ids, dev.predictions.argmax(-1), labels)
+    test_metrics = classification_metrics(test.label_ids, test.predictions.argmax(-1), labels)
+    return _result("trainer", args, dev_metrics, test_metrics, seconds, len(train_set) * args.epochs)
+
+
+def _result(runner: str, args: argparse.Namespace, dev: dict, test: dict, seconds: float, samples: int) -> dict:
+    """One JSON-ready result line."""
+    return {
+        "benchmark": "text_finetune", "runner": runner, "model": backbone_name(args.model), "task": args.task,
+        "mode": args.mode if runner == "toolkit" else "full", "context": args.context, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr,
+        "dev_accuracy": round(100 * dev["accuracy"], 2), "dev_weighted_f1": round(100 * dev["weighted_f1"], 2),
+        "test_accuracy": round(100 * test["accuracy"], 2), "test_weighted_f1": round(100 * test["weighted_f1"], 2),
+        "seconds": round(seconds, 1), "samples_per_second": round(samples / seconds, 1), "machine": machine(),
+    }
+
+
+def machine() -> str:
+    """The device this ran on, in words."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data")
+    parser.add_argument("model")
+    parser.add_argument("--task", default="emotion", choices=list(LABELS))
+    parser.add_argument("--mode", default="full", choices=["full", "lora", "frozen"])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--context", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--runners", default="toolkit,trainer")
+    parser.add_argument("--output", help="also append the JSON lines to this file")
+    args = parser.parse_args()
+    runners = {"toolkit": run_toolkit, "trainer": run_trainer}
+    results = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for name in args.runners.split(","):
+            results.append(runners[name](args, Path(workdir)))
+            emit(results[-1], args.output)
+    if len(results) == 2:
+        toolkit, trainer = results
+        emit({"benchmark": "text_finetune", "runner": "comparison", "task": args.task, "machine": machine(),
+              "speedup": round(toolkit["samples_per_second"] / trainer["samples_per_second"], 2),
+              "test_weighted_f1_difference": round(toolkit["test_weighted_f1"] - trainer["test_weighted_f1"], 2)}, args.output)
+
+
+def emit(result: dict, output: "str | None") -> None:
+    """Print one JSON line (and append it to `output`)."""
+    line = json.dumps(result)
+    print(line, flush=True)
+    if output:
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

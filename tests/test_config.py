@@ -1,0 +1,129 @@
+"""ExperimentConfig (`recognize.config`): checkpoint folder names for every modality, task
+and mode, accepted spellings of flag values, one-line errors listing the valid values,
+and the dict round trip that config.json relies on."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recognize.config import ExperimentConfig, backbone_name
+from recognize.errors import RecognizeError
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def config_error(**settings: object) -> str:
+    """The message of the RecognizeError that ExperimentConfig(**settings) raises."""
+    with pytest.raises(RecognizeError) as error:
+        ExperimentConfig(**settings)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(("task", "mode", "expected"), [
+    ("emotion", "full", "T--ET(all-MiniLM-L6-v2)"),
+    ("emotion", "lora", "T--EL(all-MiniLM-L6-v2)"),
+    ("emotion", "frozen", "T--EF(all-MiniLM-L6-v2)"),
+    ("sentiment", "full", "T--ST(all-MiniLM-L6-v2)"),
+    ("sentiment", "lora", "T--SL(all-MiniLM-L6-v2)"),
+    ("sentiment", "frozen", "T--SF(all-MiniLM-L6-v2)"),
+])
+def test_run_name_letters(task: str, mode: str, expected: str) -> None:
+    assert ExperimentConfig(text_model=MINILM, task=task, mode=mode).run_name == expected
+
+
+@pytest.mark.parametrize(("modal", "fusion", "expected"), [
+    ("T", "lmf", "T--ET(all-mpnet-base-v2)"),
+    ("a", "lmf", "A--ET(wav2vec2-base)"),
+    ("V", "lmf", "V--ET(vivit-b-16x2-kinetics400)"),
+    ("A+T", "lmf", "T+A--ET--LMF(all-mpnet-base-v2+wav2vec2-base)"),
+    ("v+t", "lmf", "T+V--ET--LMF(all-mpnet-base-v2+vivit-b-16x2-kinetics400)"),
+    ("V+A", "LMF", "A+V--ET--LMF(wav2vec2-base+vivit-b-16x2-kinetics400)"),
+    ("V + a + T", "tfn", "T+A+V--ET--TFN(all-mpnet-base-v2+wav2vec2-base+vivit-b-16x2-kinetics400)"),
+])
+def test_run_name_modalities_in_canonical_order(modal: str, fusion: str, expected: str) -> None:
+    config = ExperimentConfig(modal=modal, fusion=fusion)
+
+    assert config.run_name == expected
+    assert config.modal == expected.split("--")[0]
+
+
+@pytest.mark.parametrize(("model_id", "expected"), [
+    (MINILM, "all-MiniLM-L6-v2"),
+    ("bert-base-uncased", "bert-base-uncased"),
+    ("/models/tiny-bert/", "tiny-bert"),
+    ("models/tiny-bert//", "tiny-bert"),
+    ("C:\\models\\roberta-base\\", "roberta-base"),
+])
+def test_backbone_name(model_id: str, expected: str) -> None:
+    assert backbone_name(model_id) == expected
+
+
+def test_run_dir_from_local_path_with_trailing_slash(tmp_path: Path) -> None:
+    config = ExperimentConfig(text_model=f"{tmp_path}/tiny-bert/", mode="L", task="s", output_dir=str(tmp_path / "out"))
+
+    assert config.run_name == "T--SL(tiny-bert)"
+    assert config.run_dir == tmp_path / "out" / "T--SL(tiny-bert)"
+
+
+@pytest.mark.parametrize(("value", "mode"), [
+    ("T", "full"), ("t", "full"), ("full", "full"), ("FULL", "full"),
+    ("L", "lora"), ("l", "lora"), ("LoRA", "lora"),
+    ("F", "frozen"), ("f", "frozen"), ("frozen", "frozen"),
+])
+def test_mode_names_and_letters(value: str, mode: str) -> None:
+    assert ExperimentConfig(mode=value).mode == mode
+
+
+@pytest.mark.parametrize(("value", "task"), [("emotion", "emotion"), ("E", "emotion"), ("Sentiment", "sentiment"), ("s", "sentiment")])
+def test_label_type_spellings(value: str, task: str) -> None:
+    assert ExperimentConfig(task=value).task == task
+
+
+@pytest.mark.parametrize(("mode", "lr", "expected"), [("full", None, 2e-5), ("L", None, 2e-4), ("frozen", None, 1e-3), ("lora", 0.5, 0.5)])
+def test_learning_rate_defaults_by_mode(mode: str, lr: "float | None", expected: float) -> None:
+    assert ExperimentConfig(mode=mode, lr=lr).learning_rate == expected
+
+
+MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"modal": "X"}, f"--modal: unknown value 'X'; {MODAL_VALID}"),
+    ({"modal": "T+T"}, f"--modal: unknown value 'T+T'; {MODAL_VALID}"),
+    ({"modal": "T+"}, f"--modal: unknown value 'T+'; {MODAL_VALID}"),
+    ({"modal": " "}, f"--modal: unknown value ' '; {MODAL_VALID}"),
+    ({"task": "mood"}, "--label-type: unknown value 'mood'; valid: emotion, sentiment, e, s"),
+    ({"mode": "tuned"}, "--mode: unknown value 'tuned'; valid: full, lora, frozen, T, L, F"),
+    ({"pooling": "max"}, "--pooling: unknown value 'max'; valid: auto, cls, mean"),
+    ({"precision": "fp8"}, "--precision: unknown value 'fp8'; valid: auto, no, fp16, bf16"),
+    ({"epochs": 0}, "--epochs: must be at least 1, got 0"),
+    ({"batch_size": -2}, "--batch-size: must be at least 1, got -2"),
+    ({"context": -1}, "--context: must be 0 or more, got -1"),
+    ({"warmup": 1.0}, "--warmup: a fraction in [0, 1), got 1.0"),
+], ids=lambda value: ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else "")
+def test_invalid_values_list_the_valid_ones(settings: dict[str, object], expected: str) -> None:
+    assert config_error(**settings) == expected
+
+
+def test_unknown_mode_letter_lists_the_valid_values() -> None:
+    assert config_error(mode="x").endswith("; valid: full, lora, frozen, T, L, F")
+
+
+def test_dict_round_trip_through_json() -> None:
+    config = ExperimentConfig(data="some/MELD", modal="a+t", task="S", mode="L", text_model=MINILM, context=3,
+                              lr=1e-4, init_from=[Path("checkpoints/stage1")], class_weights=True, seed=7)
+    saved = json.loads(json.dumps(config.to_dict()))
+
+    assert saved["modal"] == "T+A" and saved["task"] == "sentiment" and saved["mode"] == "lora"
+    assert saved["init_from"] == ["checkpoints/stage1"]
+    assert ExperimentConfig.from_dict(saved) == config
+    assert ExperimentConfig.from_dict(saved).run_name == "T+A--SL--LMF(all-MiniLM-L6-v2+wav2vec2-base)"
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    values = {**ExperimentConfig().to_dict(), "extra": 1, "bogus": 2}
+
+    with pytest.raises(RecognizeError) as error:
+        ExperimentConfig.from_dict(values)
+    assert str(error.value).startswith("unknown config keys ['bogus', 'extra']; known: ['audio_model', 'batch_size',")

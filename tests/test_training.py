@@ -1,0 +1,170 @@
+"""Training end to end on generated MELD-format text with a tiny BERT: each mode learns,
+touches only what it should, repeats exactly, resumes exactly, and `evaluate` reproduces
+the metrics the run recorded."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from recognize import ExperimentConfig, evaluate, train
+from recognize import engine
+from recognize.dataset.meld import label_ids, load_split
+from recognize.evaluator import load_trained
+from recognize.model.encoders import load_backbone
+
+LEARNING_RATES = {"full": 1e-3, "lora": 5e-3, "frozen": 1e-2}
+HISTORY_COLUMNS = ["epoch", "train_loss", "dev_accuracy", "dev_weighted_f1", "dev_macro_f1", "lr", "seconds", "samples_per_second"]
+
+
+def make_config(meld_dir, tiny_bert, tmp_path, mode="full", task="emotion", **overrides) -> ExperimentConfig:
+    """A quick run of the tiny BERT on the generated data."""
+    settings = dict(data=str(meld_dir), text_model=str(tiny_bert), mode=mode, task=task, lr=LEARNING_RATES[mode],
+                    epochs=8, batch_size=16, pooling="mean", output_dir=str(tmp_path / "checkpoints"))
+    return ExperimentConfig(**{**settings, **overrides})
+
+
+def majority_weighted_f1(meld_dir, task: str) -> float:
+    """Dev weighted-F1 of always predicting the most frequent training class: the chance level."""
+    train_labels = label_ids(load_split(meld_dir, "train"), task)
+    dev_labels = label_ids(load_split(meld_dir, "dev"), task)
+    majority = np.bincount(train_labels).argmax()
+    share = float(np.mean(dev_labels == majority))
+    return share * (2 * share / (1 + share))  # F1 of the majority class (precision = share, recall = 1), weighted by its share
+
+
+@pytest.fixture(scope="module")
+def runs(meld_dir, tiny_bert, tmp_path_factory) -> dict:
+    """One finished run per mode (full/lora on emotion, frozen on sentiment), with the
+    backbone's weights before training."""
+    tmp = tmp_path_factory.mktemp("runs")
+    specs = {"full": "emotion", "lora": "emotion", "frozen": "sentiment"}
+    return {mode: train(make_config(meld_dir, tiny_bert, tmp, mode=mode, task=task)) for mode, task in specs.items()}
+
+
+@pytest.mark.parametrize("mode, task, margin", [("full", "emotion", 0.45), ("lora", "emotion", 0.2), ("frozen", "sentiment", 0.15)])
+def test_each_mode_beats_chance_on_dev(runs, meld_dir, mode, task, margin):
+    metrics = json.loads((runs[mode] / "metrics.json").read_text())
+    assert metrics["dev"]["weighted_f1"] > majority_weighted_f1(meld_dir, task) + margin
+    assert metrics["test"]["weighted_f1"] > majority_weighted_f1(meld_dir, task) + margin / 2
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "frozen"])
+def test_run_folder_holds_exactly_the_documented_files(runs, mode):
+    folder = runs[mode]
+    assert folder.name == {"full": "T--ET(tiny-bert)", "lora": "T--EL(tiny-bert)", "frozen": "T--SF(tiny-bert)"}[mode]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.safetensors"]
+    with open(folder / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == HISTORY_COLUMNS and [int(r["epoch"]) for r in rows] == list(range(1, 9))
+    record = json.loads((folder / "config.json").read_text())
+    assert record["run_name"] == folder.name and record["version"] == "0.1.0"
+    assert record["labels"] == (["neutral", "positive", "negative"] if mode == "frozen" else
+                                ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"])
+    assert record["experiment"]["pooling"] == "mean" and record["experiment"]["mode"] == mode
+    metrics = json.loads((folder / "metrics.json").read_text())
+    best = max(rows, key=lambda r: float(r["dev_weighted_f1"]))
+    assert metrics["best_epoch"] == int(best["epoch"])
+    assert metrics["dev"]["weighted_f1"] == pytest.approx(float(best["dev_weighted_f1"]), abs=1e-6)
+
+
+def test_lora_stores_adapters_and_head_and_leaves_base_weights_bit_identical(runs, tiny_bert):
+    stored = load_file(str(runs["lora"] / "model.safetensors"))
+    assert stored and all(".lora_A." in k or ".lora_B." in k or k.startswith("head.") for k in stored)
+    assert any(".lora_B." in k and torch.count_nonzero(v) > 0 for k, v in stored.items())  # B starts at 0: it trained
+    _, _, built = load_trained(runs["lora"])
+    original = load_backbone(str(tiny_bert)).state_dict()
+    base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+            for k, v in built.model.encoders["T"].backbone.state_dict().items() if "lora_" not in k}
+    assert set(base) == set(original)
+    assert all(torch.equal(base[k], original[k]) for k in original)
+
+
+def test_frozen_mode_trains_only_the_head(runs, tiny_bert):
+    stored = load_file(str(runs["frozen"] / "model.safetensors"))
+    assert sorted(stored) == ["head.1.bias", "head.1.weight"]
+    _, _, built = load_trained(runs["frozen"])
+    original = load_backbone(str(tiny_bert)).state_dict()
+    trained = built.model.encoders["T"].backbone.state_dict()
+    assert all(torch.equal(trained[k], original[k]) for k in original)
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "frozen"])
+def test_eval_rebuilds_the_model_and_reproduces_the_recorded_metrics(runs, mode):
+    recorded = json.loads((runs[mode] / "metrics.json").read_text())
+    for split in ("test", "dev"):
+        metrics = evaluate(runs[mode], split=split)
+        assert metrics["accuracy"] == pytest.approx(recorded[split]["accuracy"], abs=1e-9)
+        assert metrics["weighted_f1"] == pytest.approx(recorded[split]["weighted_f1"], abs=1e-9)
+        assert metrics["confusion"] == recorded[split]["confusion"]
+        assert json.loads((runs[mode] / f"eval-{split}.json").read_text())["weighted_f1"] == metrics["weighted_f1"]
+    with open(runs[mode] / "predictions-test.csv") as handle:
+        predictions = list(csv.DictReader(handle))
+    confusion = np.array(recorded["test"]["confusion"])
+    assert len(predictions) == confusion.sum()
+    correct = sum(row["label"] == row["prediction"] for row in predictions)
+    assert correct == np.trace(confusion)
+
+
+def test_same_seed_repeats_exactly_and_another_seed_differs(meld_dir, tiny_bert, tmp_path):
+    first = train(make_config(meld_dir, tiny_bert, tmp_path / "a", epochs=3))
+    second = train(make_config(meld_dir, tiny_bert, tmp_path / "b", epochs=3))
+    other = train(make_config(meld_dir, tiny_bert, tmp_path / "c", epochs=3, seed=7))
+    history = [_history_without_time(folder) for folder in (first, second, other)]
+    assert history[0] == history[1]
+    assert history[0] != history[2]
+    weights = [load_file(str(folder / "model.safetensors")) for folder in (first, second)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(meld_dir, tiny_bert, tmp_path, monkeypatch):
+    uninterrupted = train(make_config(meld_dir, tiny_bert, tmp_path / "whole", epochs=4, context=2))
+
+    config = make_config(meld_dir, tiny_bert, tmp_path / "parts", epochs=4, context=2)
+    save_state = engine.save_state
+
+    def save_then_die(run_dir, state, *args):
+        save_state(run_dir, state, *args)
+        if state.epoch == 2:
+            raise KeyboardInterrupt  # killed right after epoch 2's state was written
+
+    monkeypatch.setattr(engine, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    assert not (config.run_dir / "metrics.json").exists() and (config.run_dir / "state" / "latest.json").exists()
+    monkeypatch.setattr(engine, "save_state", save_state)
+    resumed = train(make_config(meld_dir, tiny_bert, tmp_path / "parts", epochs=4, context=2), resume=True)
+
+    assert _history_without_time(resumed) == _history_without_time(uninterrupted)
+    a, b = (load_file(str(folder / "model.safetensors")) for folder in (uninterrupted, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (resumed / "state").exists()
+
+
+def test_init_from_carries_a_full_tuning_stage_into_a_frozen_stage(runs, meld_dir, tiny_bert, tmp_path):
+    stage1 = runs["full"]
+    config = ExperimentConfig.from_checkpoint(stage1, mode="frozen", init_from=[str(stage1)], epochs=2, lr=1e-2,
+                                              output_dir=str(tmp_path))
+    stage2 = train(config)
+    record = json.loads((stage2 / "config.json").read_text())
+    assert [step["run_name"] for step in record["lineage"]] == ["T--ET(tiny-bert)"]
+    first = load_file(str(stage1 / "model.safetensors"))
+    second = load_file(str(stage2 / "model.safetensors"))
+    backbone = [k for k in first if k.startswith("encoders.")]
+    assert backbone and all(torch.equal(first[k], second[k]) for k in backbone)  # frozen: stage 1's backbone kept
+    assert not torch.equal(first["head.1.weight"], second["head.1.weight"])  # the head trained on
+    recorded = json.loads((stage2 / "metrics.json").read_text())["test"]
+    assert evaluate(stage2)["weighted_f1"] == pytest.approx(recorded["weighted_f1"], abs=1e-9)
+
+
+def test_class_weights_are_inverse_frequencies():
+    weights = engine.class_weights(np.array([0, 0, 0, 1, 2, 2]), 4)
+    assert weights.tolist() == pytest.approx([6 / (4 * 3), 6 / (4 * 1), 6 / (4 * 2), 0.0])
+
+
+def _history_without_time(folder) -> list[dict]:
+    with open(folder / "history.csv") as handle:
+        return [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_second")} for row in csv.DictReader(handle)]
