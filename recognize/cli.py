@@ -15,6 +15,7 @@ if __package__ in (None, ""):  # `python recognize/cli.py`: import the package, 
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recognize.config import ExperimentConfig
@@ -31,7 +32,7 @@ def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(**kwargs)
         except RecognizeError as error:
-            Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
     run.__name__, run.__doc__ = command.__name__, command.__doc__
     run.__signature__ = inspect.signature(command)  # type: ignore[attr-defined]
@@ -56,12 +57,14 @@ def _config_options() -> list[inspect.Parameter]:
 
 def train(data: str, overwrite: bool, resume: bool, **settings: Any) -> None:
     """Train a model on a MELD folder and save it as a checkpoint folder."""
+    from recognize.engine import process_state
     from recognize.run import train as run_training
 
     settings["init_from"] = settings.get("init_from") or []
     config = ExperimentConfig(data=data, **settings)
     folder = run_training(config, overwrite=overwrite, resume=resume)
-    _print_summary(folder)
+    if process_state().is_main_process:
+        _print_summary(folder)
 
 
 train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
@@ -87,8 +90,8 @@ def evaluate_command(
     from recognize.evaluator import evaluate
 
     metrics = evaluate(checkpoint, split=split, data=data)
-    console.print(metrics_table(f"{checkpoint.name}: {split} ({metrics['samples']} utterances)", metrics))
-    console.print(f"wrote {checkpoint / f'eval-{split}.json'} and {checkpoint / f'predictions-{split}.csv'}", highlight=False)
+    console.print(metrics_table(escape(f"{checkpoint.name}: {split} ({metrics['samples']} utterances)"), metrics))
+    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'} and {checkpoint / f'predictions-{split}.csv'}"), highlight=False)
 
 
 @app.command("demo")
@@ -105,13 +108,13 @@ def demo_command(
 
     data = write_synthetic_meld(output / "MELD")
     model = write_tiny_bert(output / "tiny-bert", vocabulary(), hidden=64)
-    console.print(f"generated a MELD-format folder at {data} and a tiny BERT at {model}", highlight=False)
+    console.print(escape(f"generated a MELD-format folder at {data} and a tiny BERT at {model}"), highlight=False)
     config = ExperimentConfig(data=str(data), text_model=str(model), task="emotion", mode="full", epochs=epochs,
                               batch_size=16, lr=1e-3, warmup=0.1, output_dir=str(output / "checkpoints"))
     folder = run_training(config, overwrite=True)
     _print_summary(folder)
     metrics = evaluate(folder, split="test")
-    console.print(metrics_table(f"{folder.name}: test", metrics))
+    console.print(metrics_table(escape(f"{folder.name}: test"), metrics))
 
 
 def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
@@ -136,7 +139,7 @@ def _print_summary(folder: Path) -> None:
     line = f"saved {folder}  best epoch {metrics['best_epoch']}: dev acc {metrics['dev']['accuracy']:.2%} wF1 {metrics['dev']['weighted_f1']:.2%}"
     if "test" in metrics:
         line += f"; test acc {metrics['test']['accuracy']:.2%} wF1 {metrics['test']['weighted_f1']:.2%}"
-    console.print(line, highlight=False)
+    console.print(escape(line), highlight=False)
 
 
 def main() -> None:

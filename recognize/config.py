@@ -2,6 +2,7 @@
 with its help text beside it, and the checkpoint folder's name is derived from it."""
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
@@ -65,11 +66,13 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         self.modal = normalise_modal(self.modal)
-        self.task = _choose("--label-type", self.task.lower(), {**{t: t for t in LABELS}, "e": "emotion", "s": "sentiment"})
-        self.mode = _choose("--mode", self.mode.lower() if len(self.mode) > 1 else self.mode.upper(), {**{m: m for m in MODES}, **{v: k for k, v in MODES.items()}})
-        self.pooling = _choose("--pooling", self.pooling.lower(), {p: p for p in POOLINGS})
-        self.precision = _choose("--precision", self.precision.lower(), {p: p for p in PRECISIONS})
+        self.task = _choose("--label-type", self.task, {**{t: t for t in LABELS}, "e": "emotion", "s": "sentiment"})
+        self.mode = _choose("--mode", self.mode, {**{m: m for m in MODES}, **{v: k for k, v in MODES.items()}})
+        self.pooling = _choose("--pooling", self.pooling, {p: p for p in POOLINGS})
+        self.precision = _choose("--precision", self.precision, {p: p for p in PRECISIONS})
         self.fusion = self.fusion.lower()
+        if not re.fullmatch(r"[a-z0-9_]+", self.fusion):
+            raise RecognizeError(f"--fusion: '{self.fusion}' is not a fusion name (letters, digits, underscores)")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r"):
             if getattr(self, name) < 1:
                 raise RecognizeError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
@@ -130,7 +133,8 @@ class ExperimentConfig:
 
 def backbone_name(model_id: str) -> str:
     """The backbone's short name: the last component of its model id or path."""
-    return PurePosixPath(model_id.replace("\\", "/").rstrip("/")).name
+    name = PurePosixPath(model_id.replace("\\", "/").rstrip("/")).name
+    return name if name not in ("", ".", "..") else Path(model_id).resolve().name
 
 
 def normalise_modal(modal: str) -> str:
@@ -142,10 +146,11 @@ def normalise_modal(modal: str) -> str:
 
 
 def _choose(flag: str, value: str, valid: dict[str, str]) -> str:
-    """Map `value` through `valid`, or fail with a one-line message listing the valid values."""
-    if value not in valid:
+    """Map `value` (in any letter case) through `valid`, or fail with a one-line message listing the valid values."""
+    key = value if value in valid else value.lower() if value.lower() in valid else value.upper()
+    if key not in valid:
         raise RecognizeError(f"{flag}: unknown value '{value}'; valid: {', '.join(valid)}")
-    return valid[value]
+    return valid[key]
 
 
 def field_help(name: str) -> str:

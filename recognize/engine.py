@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.nn import functional as F
@@ -49,7 +49,13 @@ def make_accelerator(precision: str) -> Accelerator:
             precision = "no"
         else:
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return Accelerator(mixed_precision=precision)
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+
+
+def process_state() -> PartialState:
+    """This process's place in a (possibly multi-process) run; several CPU processes
+    (`torchrun --nproc_per_node N` on a machine without GPUs) form a gloo group."""
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def make_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.optim.AdamW:

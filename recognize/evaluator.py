@@ -7,12 +7,11 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 import torch
-from accelerate import PartialState
 
 from recognize import checkpoint as ckpt
 from recognize.builder import Built, build_model, eval_loader, load_rows, make_dataset
 from recognize.config import ExperimentConfig
-from recognize.engine import make_accelerator, predict
+from recognize.engine import make_accelerator, predict, process_state
 from recognize.errors import RecognizeError
 from recognize.metrics import classification_metrics
 
@@ -49,7 +48,7 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
     names = record["labels"]
     logits, scores = score(config, built, rows, names)
     metrics = {"split": split, "data": str(config.data), **scores}
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         ckpt.write_json(folder / f"eval-{split}.json", metrics)
         ckpt.write_rows(folder / f"predictions-{split}.csv", prediction_rows(rows, logits, names, config.task))
     return metrics

@@ -5,14 +5,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from recognize import checkpoint as ckpt
 from recognize.builder import build_model, eval_loader, has_split, load_rows, make_dataset, train_loader
 from recognize.config import ExperimentConfig
 from recognize.dataset.meld import data_fingerprint
-from recognize.engine import class_weights, fit
+from recognize.engine import class_weights, fit, process_state
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained, score
 from recognize.labels import LABELS
@@ -30,16 +29,16 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
         raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
-    distributed = PartialState()
+    distributed = process_state()
     if overwrite and run_dir.exists() and distributed.is_main_process:
         shutil.rmtree(run_dir)
     distributed.wait_for_everyone()
 
+    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")  # bad data fails before any model loads
     set_seed(config.seed)
     init_weights, lineage = _initial_weights(config.init_from)
     built = build_model(config, init_weights)
     labels = list(LABELS[config.task])
-    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
     train_set = make_dataset(config, built, train_rows)
     dev_set = make_dataset(config, built, dev_rows)
     if distributed.is_main_process and not resume_from_state:

@@ -11,6 +11,7 @@ from recognize.config import ExperimentConfig, backbone_name
 from recognize.errors import RecognizeError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
 
 
 def config_error(**settings: object) -> str:
@@ -85,24 +86,26 @@ def test_learning_rate_defaults_by_mode(mode: str, lr: "float | None", expected:
     assert ExperimentConfig(mode=mode, lr=lr).learning_rate == expected
 
 
-MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
+INVALID: dict[str, tuple[dict[str, object], str]] = {
+    "modal=X": ({"modal": "X"}, f"--modal: unknown value 'X'; {MODAL_VALID}"),
+    "modal=T+T": ({"modal": "T+T"}, f"--modal: unknown value 'T+T'; {MODAL_VALID}"),
+    "modal=T+": ({"modal": "T+"}, f"--modal: unknown value 'T+'; {MODAL_VALID}"),
+    "modal=blank": ({"modal": " "}, f"--modal: unknown value ' '; {MODAL_VALID}"),
+    "task=mood": ({"task": "mood"}, "--label-type: unknown value 'mood'; valid: emotion, sentiment, e, s"),
+    "mode=tuned": ({"mode": "tuned"}, "--mode: unknown value 'tuned'; valid: full, lora, frozen, T, L, F"),
+    "pooling=max": ({"pooling": "max"}, "--pooling: unknown value 'max'; valid: auto, cls, mean"),
+    "precision=fp8": ({"precision": "fp8"}, "--precision: unknown value 'fp8'; valid: auto, no, fp16, bf16"),
+    "epochs=0": ({"epochs": 0}, "--epochs: must be at least 1, got 0"),
+    "batch_size=-2": ({"batch_size": -2}, "--batch-size: must be at least 1, got -2"),
+    "context=-1": ({"context": -1}, "--context: must be 0 or more, got -1"),
+    "warmup=1.0": ({"warmup": 1.0}, "--warmup: a fraction in [0, 1), got 1.0"),
+}
+"""Test id -> (ExperimentConfig settings, the exact error message)."""
 
 
-@pytest.mark.parametrize(("settings", "expected"), [
-    ({"modal": "X"}, f"--modal: unknown value 'X'; {MODAL_VALID}"),
-    ({"modal": "T+T"}, f"--modal: unknown value 'T+T'; {MODAL_VALID}"),
-    ({"modal": "T+"}, f"--modal: unknown value 'T+'; {MODAL_VALID}"),
-    ({"modal": " "}, f"--modal: unknown value ' '; {MODAL_VALID}"),
-    ({"task": "mood"}, "--label-type: unknown value 'mood'; valid: emotion, sentiment, e, s"),
-    ({"mode": "tuned"}, "--mode: unknown value 'tuned'; valid: full, lora, frozen, T, L, F"),
-    ({"pooling": "max"}, "--pooling: unknown value 'max'; valid: auto, cls, mean"),
-    ({"precision": "fp8"}, "--precision: unknown value 'fp8'; valid: auto, no, fp16, bf16"),
-    ({"epochs": 0}, "--epochs: must be at least 1, got 0"),
-    ({"batch_size": -2}, "--batch-size: must be at least 1, got -2"),
-    ({"context": -1}, "--context: must be 0 or more, got -1"),
-    ({"warmup": 1.0}, "--warmup: a fraction in [0, 1), got 1.0"),
-], ids=lambda value: ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else "")
-def test_invalid_values_list_the_valid_ones(settings: dict[str, object], expected: str) -> None:
+@pytest.mark.parametrize("case", INVALID)
+def test_invalid_values_list_the_valid_ones(case: str) -> None:
+    settings, expected = INVALID[case]
     assert config_error(**settings) == expected
 
 

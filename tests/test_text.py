@@ -9,7 +9,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from recognize.dataset.text import dialogue_contexts, pad_text, speaker_line, tokenize_rows
+from recognize.dataset.text import (
+    dialogue_contexts,
+    pad_text,
+    speaker_line,
+    tokenize_rows,
+)
 from recognize.tiny import write_tiny_bert
 
 

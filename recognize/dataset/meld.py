@@ -108,21 +108,23 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """`column` as int64, or an error naming the first row whose value is not an integer."""
-    values = pd.to_numeric(raw[column].str.strip(), errors="coerce")
+    text = raw[column].fillna("").str.strip()
+    values = pd.to_numeric(text, errors="coerce")
     bad = values.isna() | (values != values.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise RecognizeError(f"{path}: row {row + 1}: {column} '{raw[column].iloc[row]}' is not an integer")
+        raise RecognizeError(f"{path}: row {row + 1}: {column} '{text.iloc[row]}' is not an integer")
     return values.astype(np.int64)
 
 
 def _label_column(raw: pd.DataFrame, column: str, valid: tuple[str, ...], path: Path) -> pd.Series:
     """`column` lower-cased and checked against `valid`, or an error naming the first bad row."""
-    values = raw[column].fillna("").str.strip().str.lower()
+    text = raw[column].fillna("").str.strip()
+    values = text.str.lower()
     bad = ~values.isin(valid)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise RecognizeError(
-            f"{path}: row {row + 1}: unknown {column.lower()} label '{raw[column].iloc[row]}'; valid: {', '.join(valid)}"
+            f"{path}: row {row + 1}: unknown {column.lower()} label '{text.iloc[row]}'; valid: {', '.join(valid)}"
         )
     return values

@@ -62,6 +62,8 @@ class TextEncoder(nn.Module):
         super().__init__()
         if pooling not in ("cls", "mean"):
             raise RecognizeError(f"--pooling: unknown value '{pooling}'; valid: cls, mean")
+        if getattr(backbone, "pooler", None) is not None:
+            backbone.pooler = None  # BERT-style pooler heads are unused here: no dead weights to train, store or sync
         self.backbone = backbone
         self.pooling = pooling
         self.output_size: int = backbone.config.hidden_size
