@@ -140,7 +140,8 @@ def fit(
         accelerator.wait_for_everyone()
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, dev acc {dev_metrics['accuracy']:.2%}, "
-            f"dev wF1 {dev_metrics['weighted_f1']:.2%}{' (best)' if improved else ''}, {row['samples_per_second']:.0f} samples/s"
+            f"dev wF1 {dev_metrics['weighted_f1']:.2%}{' (best)' if improved else ''}, {row['samples_per_second']:.0f} samples/s",
+            flush=True,
         )
 
     best = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
@@ -202,11 +203,13 @@ def predict(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarr
 
 
 def _progress(accelerator: Accelerator, title: str) -> Progress:
-    """A rich progress bar (shown on the main process only) with a loss/lr/throughput column."""
+    """A rich progress bar with a loss/lr/throughput column, on the main process's terminal
+    (not in logs: there, the per-epoch lines say the same)."""
+    console = Console(stderr=True)
     return Progress(
         TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), console=Console(stderr=True), transient=True,
-        disable=not accelerator.is_main_process,
+        TextColumn("{task.fields[status]}"), console=console, transient=True,
+        disable=not (accelerator.is_main_process and console.is_terminal),
     )
 
 
