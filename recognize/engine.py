@@ -41,15 +41,15 @@ class FitResult:
     train_seconds: float = 0.0
 
 
-def make_accelerator(precision: str) -> Accelerator:
+def make_accelerator(precision: str, grad_accum: int = 1) -> Accelerator:
     """An Accelerator for `precision` ("auto": bf16 on a GPU that supports it, fp16 on
-    other GPUs, full precision on CPU)."""
+    other GPUs, full precision on CPU) accumulating gradients over `grad_accum` batches."""
     if precision == "auto":
         if not torch.cuda.is_available():
             precision = "no"
         else:
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not torch.cuda.is_available())
 
 
 def process_state() -> PartialState:
@@ -89,12 +89,11 @@ def fit(
 ) -> FitResult:
     """Train `model` as `config` says; its best epoch's weights end in `run_dir/model.safetensors`
     and in `model` itself. With `resume`, continue from `run_dir/state/`."""
-    accelerator = make_accelerator(config.precision)
+    accelerator = make_accelerator(config.precision, config.grad_accum)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_data) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup * total_steps), total_steps)
-    accelerator.gradient_accumulation_steps = config.grad_accum
     model, optimizer, train_data, dev_data, scheduler = accelerator.prepare(model, optimizer, train_data, dev_data, scheduler)
     if loss_weights is not None:
         loss_weights = loss_weights.to(accelerator.device)
@@ -113,6 +112,7 @@ def fit(
         epoch_start = time.perf_counter()
         train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, loss_weights, epoch)
         seconds = time.perf_counter() - epoch_start
+        samples *= accelerator.num_processes  # throughput of the whole run, not of this process
         dev_metrics = classification_metrics(*_labels_and_predictions(model, dev_data, accelerator), labels)
         row = {
             "epoch": epoch + 1,

@@ -181,3 +181,17 @@ def backbone_weights(model_dir) -> dict[str, torch.Tensor]:
 def _history_without_time(folder) -> list[dict]:
     with open(folder / "history.csv") as handle:
         return [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_second")} for row in csv.DictReader(handle)]
+
+
+def test_early_stopping_ends_the_run_after_patience_epochs_without_progress(meld_dir, tiny_bert, tmp_path):
+    folder = train(make_config(meld_dir, tiny_bert, tmp_path, epochs=6, lr=0.0, patience=2))  # lr 0: dev never improves
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert (metrics["best_epoch"], metrics["epochs_run"]) == (1, 3)
+
+
+def test_gradient_accumulation_steps_the_schedule_once_per_accumulated_batch(meld_dir, tiny_bert, tmp_path):
+    folder = train(make_config(meld_dir, tiny_bert, tmp_path, epochs=2, batch_size=8, grad_accum=3, warmup=0.0))
+    lrs = [float(row["lr"]) for row in _history_without_time(folder)]
+    batches = -(-len(load_split(meld_dir, "train")) // 8)
+    steps_per_epoch = -(-batches // 3)
+    assert lrs == pytest.approx([1e-3 * (1 - steps_per_epoch / (2 * steps_per_epoch)), 0.0])
