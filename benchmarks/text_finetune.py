@@ -11,7 +11,6 @@ usage: python benchmarks/text_finetune.py MELD_DIR MODEL_DIR [--task emotion] [-
 """
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -26,6 +25,8 @@ from recognize.config import backbone_name
 from recognize.dataset.meld import label_ids, load_split
 from recognize.labels import LABELS
 from recognize.metrics import classification_metrics
+
+from jsonl import emit
 
 
 def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
@@ -123,15 +124,6 @@ def main() -> None:
         emit({"benchmark": "text_finetune", "runner": "comparison", "task": args.task, "machine": machine(),
               "speedup": round(toolkit["samples_per_second"] / trainer["samples_per_second"], 2),
               "test_weighted_f1_difference": round(toolkit["test_weighted_f1"] - trainer["test_weighted_f1"], 2)}, args.output)
-
-
-def emit(result: dict, output: "str | None") -> None:
-    """Print one JSON line (and append it to `output`)."""
-    line = json.dumps(result)
-    print(line, flush=True)
-    if output:
-        with open(output, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
 
 
 if __name__ == "__main__":

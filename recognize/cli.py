@@ -94,6 +94,22 @@ def evaluate_command(
     console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'} and {checkpoint / f'predictions-{split}.csv'}"), highlight=False)
 
 
+@app.command("prepare")
+@_fail_cleanly
+def prepare_command(
+    source: Path = typer.Argument(..., metavar="SRC", help="MELD download: MELD.Raw (the CSVs beside train_splits/, dev_splits_complete/, output_repeated_splits_test/) or a folder with videos/{train,dev,test}/."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Folder to prepare (default: SRC itself; its CSVs and clips are then left as they are)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes extracting audio (default: up to 4, by the machine's cores)."),
+    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="Audio longer than this is cut here and reported (default: 60)."),
+) -> None:
+    """Extract 16 kHz mono flac from MELD's clips, link the videos, repair the CSVs; report bad clips (prepare-report.json)."""
+    from recognize.dataset.prepare import REPORT, prepare, summary_table
+
+    report = prepare(source, output, workers=workers, max_seconds=max_seconds)
+    console.print(summary_table(report))
+    console.print(escape(f"wrote {Path(report['output']) / REPORT}"), highlight=False)
+
+
 @app.command("demo")
 @_fail_cleanly
 def demo_command(

@@ -1,0 +1,104 @@
+"""Audio input: a clip read as a mono float32 waveform at the model's rate (resampled with
+scipy's `resample_poly` when the file is at another rate, cropped to a length cap), and a
+batch of waveforms turned into the model's inputs by its own feature extractor, padded to
+the longest clip with an attention mask.
+
+Two families of feature extractors are supported, which cover the audio encoders the
+toolkit targets:
+
+- `Wav2Vec2FeatureExtractor` (wav2vec2, HuBERT, WavLM, data2vec-audio): the raw waveform,
+  normalised per utterance over its own samples (when the extractor's `do_normalize` is
+  set), returned as {"input_values": (B, L), "attention_mask": (B, L)}.
+- `WhisperFeatureExtractor`: log-mel features of a fixed 30 s window, returned as
+  {"input_features": (B, mels, 3000), "attention_mask": (B, 3000)} (1 on real frames).
+"""
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from scipy.signal import resample_poly
+from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+
+from recognize.errors import MediaError, RecognizeError, first_line, load_failure
+
+
+def read_waveform(path: "str | Path", rate: int, max_seconds: float) -> np.ndarray:
+    """The clip at `path` as float32 mono at `rate` Hz, at most `max_seconds` long.
+
+    Stereo (or more channels) is averaged to mono; a file at another rate is resampled
+    with `scipy.signal.resample_poly` by the exact rational ratio of the two rates. Only
+    the part of the file that survives the crop is read. Raises MediaError naming the
+    file when it is missing, cannot be decoded, or holds no samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: audio file not found")
+    limit = max(1, round(max_seconds * rate))
+    try:
+        with soundfile.SoundFile(path) as handle:
+            source_rate = handle.samplerate
+            samples = handle.read(frames=int(np.ceil(max_seconds * source_rate)), dtype="float32", always_2d=True)
+    except (soundfile.SoundFileError, RuntimeError, OSError) as error:
+        raise MediaError(f"{path}: cannot read audio ({first_line(error)})") from None
+    if len(samples) == 0:
+        raise MediaError(f"{path}: audio file holds no samples")
+    wave = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    return resample(wave, source_rate, rate)[:limit]
+
+
+def resample(wave: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
+    """`wave` (1-D) from `source_rate` to `rate` Hz as float32, by polyphase filtering."""
+    if source_rate == rate:
+        return wave.astype(np.float32, copy=False)
+    ratio = Fraction(rate, source_rate)
+    return resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+class AudioFeatures:
+    """A speech model's feature extractor applied to batches of waveforms (see the module
+    docstring for the two supported families and what each returns)."""
+
+    def __init__(self, model_id: str, trust_remote_code: bool = False) -> None:
+        try:
+            extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as error:
+            raise RecognizeError(load_failure("feature extractor", model_id, error, "--audio-model")) from None
+        if not isinstance(extractor, (Wav2Vec2FeatureExtractor, WhisperFeatureExtractor)):
+            raise RecognizeError(
+                f"audio model '{model_id}': unsupported feature extractor {type(extractor).__name__}; "
+                "supported: Wav2Vec2FeatureExtractor (wav2vec2, HuBERT, WavLM, data2vec-audio), WhisperFeatureExtractor"
+            )
+        self.extractor = extractor
+
+    @property
+    def sampling_rate(self) -> int:
+        """The rate in Hz the model expects its waveforms at."""
+        return int(self.extractor.sampling_rate)
+
+    def __call__(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch of mono waveforms at `sampling_rate`, with an attention mask."""
+        if isinstance(self.extractor, WhisperFeatureExtractor):
+            return self._log_mel(waves)
+        return self._waveforms(waves)
+
+    def _waveforms(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Raw-waveform inputs: each wave normalised over its own samples, then padded."""
+        # unpadded, one wave at a time: the extractor normalises over the whole array it gets,
+        # so padding it first would count the padding's zeros in the mean and variance
+        values = [self.extractor(wave, sampling_rate=self.sampling_rate)["input_values"][0] for wave in waves]
+        width = max(len(v) for v in values)
+        input_values = torch.full((len(values), width), float(self.extractor.padding_value), dtype=torch.float32)
+        attention_mask = torch.zeros((len(values), width), dtype=torch.long)
+        for row, value in enumerate(values):
+            input_values[row, :len(value)] = torch.from_numpy(np.asarray(value, dtype=np.float32))
+            attention_mask[row, :len(value)] = 1
+        return {"input_values": input_values, "attention_mask": attention_mask}
+
+    def _log_mel(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Whisper inputs: log-mel features of the fixed window and the mask of real frames."""
+        out = self.extractor(waves, sampling_rate=self.sampling_rate, return_attention_mask=True, return_tensors="pt")
+        return {"input_features": out["input_features"].float(), "attention_mask": out["attention_mask"].long()}
+

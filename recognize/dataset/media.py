@@ -1,0 +1,73 @@
+"""Where each row's audio and video clips are, and which of them can be used.
+
+A prepared MELD folder keeps `audios/{split}/dia{D}_utt{U}.flac` and
+`videos/{split}/dia{D}_utt{U}.mp4` beside the CSVs. Before a run, every clip a split
+needs is probed (its header opened, not decoded): a missing or unreadable clip is found
+then, not half-way through an epoch.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import av
+import pandas as pd
+import soundfile
+
+MEDIA_FOLDER: dict[str, tuple[str, str]] = {"A": ("audios", "flac"), "V": ("videos", "mp4")}
+"""Modality -> (folder beside the CSVs, file extension)."""
+
+
+@dataclass
+class MediaIndex:
+    """One modality's clips for the rows of a split: a path per row (None where the clip
+    cannot be used), a length per row (seconds of audio; 1 for video), and what was wrong."""
+
+    paths: list[Optional[Path]]
+    lengths: list[float]
+    missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        """Counts and (up to 20) ids of the missing and unreadable clips, for metrics files."""
+        return {"missing": len(self.missing), "unreadable": len(self.unreadable),
+                "examples": (self.missing + self.unreadable)[:20]}
+
+
+def clip_name(dialogue_id: int, utterance_id: int) -> str:
+    """MELD's clip name for an utterance: dia{D}_utt{U}."""
+    return f"dia{dialogue_id}_utt{utterance_id}"
+
+
+def index_media(root: "str | Path", split: str, rows: pd.DataFrame, modality: str) -> MediaIndex:
+    """Find and probe the `modality` ("A" or "V") clip of every row of `split`."""
+    folder, extension = MEDIA_FOLDER[modality]
+    probe = _audio_seconds if modality == "A" else _video_ok
+    index = MediaIndex(paths=[], lengths=[])
+    for dialogue, utterance in zip(rows["dialogue_id"], rows["utterance_id"]):
+        name = clip_name(dialogue, utterance)
+        path = Path(root) / folder / split / f"{name}.{extension}"
+        length = probe(path) if path.is_file() else None
+        if length is None:
+            (index.unreadable if path.is_file() else index.missing).append(name)
+        index.paths.append(path if length is not None else None)
+        index.lengths.append(length or 0.0)
+    return index
+
+
+def _audio_seconds(path: Path) -> Optional[float]:
+    """The duration of an audio file from its header, or None when it cannot be read or is empty."""
+    try:
+        info = soundfile.info(str(path))
+    except RuntimeError:  # soundfile.LibsndfileError and kin
+        return None
+    return info.frames / info.samplerate if info.frames > 0 else None
+
+
+def _video_ok(path: Path) -> Optional[float]:
+    """1.0 when the file opens as a container with a video stream, else None."""
+    try:
+        with av.open(str(path)) as container:
+            return 1.0 if container.streams.video else None
+    except (av.FFmpegError, OSError):
+        return None
