@@ -1,54 +1,88 @@
 """From an ExperimentConfig to the objects a run needs: the model (backbones loaded, mode
 applied), the preprocessed splits and their DataLoaders."""
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from recognize.config import ExperimentConfig
-from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, UtteranceDataset
+from recognize.dataset.audio import AudioFeatures, read_waveform
+from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
+from recognize.dataset.media import index_media
 from recognize.dataset.meld import csv_path, label_ids, load_split
 from recognize.dataset.text import tokenize_rows
+from recognize.dataset.video import VideoFrames, read_frames
 from recognize.errors import RecognizeError
 from recognize.labels import LABELS
 from recognize.model.classifier import EmotionModel
-from recognize.model.encoders import TextEncoder, load_backbone, load_tokenizer, resolve_pooling
+from recognize.model.encoders import AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer, resolve_pooling
 from recognize.model.modes import apply_mode, mark_initialised
 
-SUPPORTED_MODALITIES: tuple[str, ...] = ("T",)
+MEDIA_MODALITIES: tuple[str, ...] = ("A", "V")
 
 
 @dataclass
 class Built:
-    """A model and what turns MELD rows into its inputs."""
+    """A model and what turns MELD rows into its inputs, per modality."""
 
     model: EmotionModel
-    tokenizer: object
+    tokenizer: Any = None
+    audio: Optional[AudioFeatures] = None
+    video: Optional[VideoFrames] = None
 
     @property
     def pad_token_id(self) -> int:
-        """The tokenizer's padding id (0 when it has none)."""
-        return self.tokenizer.pad_token_id or 0
+        """The tokenizer's padding id (0 when it has none or there is no text)."""
+        return getattr(self.tokenizer, "pad_token_id", None) or 0
+
+
+@dataclass
+class SplitData:
+    """A split ready for a DataLoader, and what its media index found missing."""
+
+    dataset: UtteranceDataset
+    rows: pd.DataFrame
+    media_report: dict[str, Any] = field(default_factory=dict)
+
+
+MODEL_FLAGS = {"T": "--text-model", "A": "--audio-model", "V": "--video-model"}
+"""The option that names each modality's encoder, quoted in load errors."""
 
 
 def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor] | None" = None) -> Built:
-    """Load the backbones, resolve `auto` pooling into `config`, load `init_weights` (names
-    and shapes that match), then apply the training mode."""
-    unsupported = [m for m in config.modalities if m not in SUPPORTED_MODALITIES]
-    if unsupported:
-        raise RecognizeError(
-            f"--modal {config.modal}: modality {'+'.join(unsupported)} is not available in this version; valid: T"
-        )
-    backbone = load_backbone(config.text_model, config.trust_remote_code)
-    tokenizer = load_tokenizer(config.text_model, config.trust_remote_code)
-    config.pooling = resolve_pooling(config.text_model, backbone.config.model_type, config.pooling)
-    model = EmotionModel({"T": TextEncoder(backbone, config.pooling)}, len(LABELS[config.task]), config.dropout)
+    """Load the backbones and preprocessors, resolve `auto` pooling into `config`, load
+    `init_weights` (names and shapes that match), then apply the training mode."""
+    if len(config.modalities) > 1:
+        raise RecognizeError(f"--modal {config.modal}: fusion of several modalities is not available in this version; "
+                             "valid: T, A, V")
+    built = Built(model=None)  # type: ignore[arg-type]
+    encoders: dict[str, nn.Module] = {}
+    for modality in config.modalities:
+        model_id = config.model_id(modality)
+        backbone = load_backbone(model_id, config.trust_remote_code, MODEL_FLAGS[modality])
+        if modality == "T":
+            built.tokenizer = load_tokenizer(model_id, config.trust_remote_code)
+            config.pooling = resolve_pooling(model_id, backbone.config.model_type, config.pooling)
+            encoders["T"] = TextEncoder(backbone, config.pooling)
+        elif modality == "A":
+            built.audio = AudioFeatures(model_id, config.trust_remote_code)
+            encoders["A"] = AudioEncoder(backbone)
+        else:
+            built.video = VideoFrames(model_id, config.trust_remote_code)
+            encoders["V"] = VideoEncoder(backbone)
+    built.model = EmotionModel(encoders, len(LABELS[config.task]), config.dropout)
     if init_weights:
-        load_matching(model, init_weights)
-    apply_mode(model, config.mode, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
-    return Built(model, tokenizer)
+        load_matching(built.model, init_weights)
+    apply_mode(built.model, config.mode, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    return built
 
 
 def load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
@@ -66,25 +100,83 @@ def load_rows(config: ExperimentConfig, split: str) -> pd.DataFrame:
     return load_split(config.data, split)
 
 
-def make_dataset(config: ExperimentConfig, built: Built, rows: pd.DataFrame) -> UtteranceDataset:
-    """Preprocess `rows` (tokenise the text once) into a dataset for `built`'s model."""
-    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length)
-    return UtteranceDataset(label_ids(rows, config.task), text=text)
+def make_split(config: ExperimentConfig, built: Built, split: str, training: bool = False,
+               rows: Optional[pd.DataFrame] = None) -> SplitData:
+    """Preprocess `split` (its `rows`, loaded when not given): text tokenised once, media
+    clips indexed and probed.
+
+    Rows whose clip is missing or unreadable are dropped when `training` and the config's
+    `missing_media` is "skip"; otherwise they stay, to be zero-filled and masked."""
+    rows = load_rows(config, split) if rows is None else rows
+    indexes = {m: index_media(config.data, split, rows, m) for m in config.modalities if m in MEDIA_MODALITIES}
+    report: dict[str, Any] = {m: index.summary() for m, index in indexes.items()}
+    keep = np.ones(len(rows), dtype=bool)
+    if training and config.missing_media == "skip":
+        for index in indexes.values():
+            keep &= np.array([path is not None for path in index.paths], dtype=bool)
+    if indexes:
+        report["rows_skipped"] = int((~keep).sum())
+        report["rows_zero_filled"] = int(sum(p is None for index in indexes.values() for p, k in zip(index.paths, keep) if k))
+    rows = rows[keep].reset_index(drop=True)
+    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
+    media = {m: MediaSource([p for p, k in zip(index.paths, keep) if k], _reader(m, config, built))
+             for m, index in indexes.items()}
+    lengths = [s for s, k in zip(indexes["A"].lengths, keep) if k] if "A" in indexes and text is None else None
+    dataset = UtteranceDataset(label_ids(rows, config.task), text=text, media=media, lengths=lengths)
+    return SplitData(dataset, rows, report)
+
+
+def media_note(report: dict[str, Any]) -> str:
+    """One line on a split's missing and unreadable clips and what became of their rows ("" if none)."""
+    parts = [f"{m}: {r['missing']} missing, {r['unreadable']} unreadable clips" for m, r in report.items()
+             if isinstance(r, dict) and (r["missing"] or r["unreadable"])]
+    if not parts:
+        return ""
+    return f"{'; '.join(parts)} ({report['rows_skipped']} rows skipped, {report['rows_zero_filled']} zero-filled and masked)"
 
 
 def train_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDataset) -> DataLoader:
     """Shuffled, length-grouped training batches."""
     sampler = LengthGroupedBatchSampler(dataset.lengths(), config.batch_size, config.seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(built.pad_token_id),
-                      pin_memory=torch.cuda.is_available())
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=_collator(built), **_loader_options(config))
 
 
 def eval_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDataset) -> DataLoader:
     """Batches in row order for evaluation, twice the training batch size."""
-    return DataLoader(dataset, batch_size=config.batch_size * 2, shuffle=False,
-                      collate_fn=Collator(built.pad_token_id), pin_memory=torch.cuda.is_available())
+    return DataLoader(dataset, batch_size=config.batch_size * 2, shuffle=False, collate_fn=_collator(built),
+                      **_loader_options(config))
 
 
 def has_split(config: ExperimentConfig, split: str) -> bool:
     """Whether the data folder has the CSV of `split`."""
     return csv_path(config.data, split).is_file()
+
+
+def _reader(modality: str, config: ExperimentConfig, built: Built):
+    """The function that reads one clip of `modality` into the model's per-sample input."""
+    if modality == "A":
+        return partial(read_waveform, rate=built.audio.sampling_rate, max_seconds=config.max_audio_seconds)
+    return partial(_read_video, preprocess=built.video)
+
+
+def _read_video(path: Path, preprocess: VideoFrames) -> torch.Tensor:
+    """`num_frames` frames of a clip, resized and normalised for the video model."""
+    return preprocess(read_frames(path, preprocess.num_frames))
+
+
+def _collator(built: Built) -> Collator:
+    """The batch collator for `built`'s modalities."""
+    video_shape: tuple[int, ...] = ()
+    if built.video is not None:
+        blank = np.zeros((built.video.num_frames, 64, 64, 3), dtype=np.uint8)
+        video_shape = tuple(built.video(blank).shape)
+    return Collator(built.pad_token_id, audio=built.audio, video_shape=video_shape)
+
+
+def _loader_options(config: ExperimentConfig) -> dict[str, Any]:
+    """DataLoader workers (for reading audio and video) and pinned memory on GPU."""
+    workers = config.workers
+    if workers < 0:
+        reads_media = any(m in MEDIA_MODALITIES for m in config.modalities)
+        workers = min(4, os.cpu_count() or 1) if reads_media else 0
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}

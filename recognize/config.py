@@ -18,6 +18,7 @@ MODES: dict[str, str] = {"full": "T", "lora": "L", "frozen": "F"}
 
 POOLINGS: tuple[str, ...] = ("auto", "cls", "mean")
 PRECISIONS: tuple[str, ...] = ("auto", "no", "fp16", "bf16")
+MISSING_MEDIA: tuple[str, ...] = ("skip", "zero")
 DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
 
 
@@ -44,6 +45,9 @@ class ExperimentConfig:
     context: int = _opt(0, "Previous utterances of the dialogue added before the target, with speaker names (0 = utterance only).")
     pooling: str = _opt("auto", "Text pooling: auto (the model's own: mean for sentence-transformers, else CLS), cls or mean.")
     max_length: int = _opt(128, "Token budget per sample; the context is truncated first, never the target utterance.")
+    max_audio_seconds: float = _opt(8.0, "Audio is cropped to this many seconds (MELD: median 2.5 s, 95th percentile 8 s).")
+    missing_media: str = _opt("skip", "Training rows whose audio/video clip is missing or unreadable: skip them, or zero-fill and mask (zero). Evaluation always zero-fills, keeping every row.")
+    workers: int = _opt(-1, "DataLoader worker processes reading audio/video (-1: up to 4, by the machine's cores; text needs none).")
     epochs: int = _opt(4, "Training epochs (upper bound when early stopping is on).")
     batch_size: int = _opt(32, "Samples per optimiser step on each device (before gradient accumulation).")
     lr: Optional[float] = _opt(None, "Peak learning rate (default: 2e-5 full, 2e-4 lora, 1e-3 frozen).")
@@ -70,6 +74,9 @@ class ExperimentConfig:
         self.mode = _choose("--mode", self.mode, {**{m: m for m in MODES}, **{v: k for k, v in MODES.items()}})
         self.pooling = _choose("--pooling", self.pooling, {p: p for p in POOLINGS})
         self.precision = _choose("--precision", self.precision, {p: p for p in PRECISIONS})
+        self.missing_media = _choose("--missing-media", self.missing_media, {p: p for p in MISSING_MEDIA})
+        if self.max_audio_seconds <= 0:
+            raise RecognizeError(f"--max-audio-seconds: must be positive, got {self.max_audio_seconds}")
         self.fusion = self.fusion.lower()
         if not re.fullmatch(r"[a-z0-9_]+", self.fusion):
             raise RecognizeError(f"--fusion: '{self.fusion}' is not a fusion name (letters, digits, underscores)")

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from recognize import checkpoint as ckpt
-from recognize.builder import Built, build_model, eval_loader, load_rows, make_dataset
+from recognize.builder import Built, SplitData, build_model, eval_loader, make_split
 from recognize.config import ExperimentConfig
 from recognize.engine import make_accelerator, predict, process_state
 from recognize.errors import RecognizeError
@@ -44,20 +44,22 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
     config, record, built = load_trained(folder)
     if data is not None:
         config.data = data
-    rows = load_rows(config, split)
+    data_split = make_split(config, built, split)
     names = record["labels"]
-    logits, scores = score(config, built, rows, names)
+    logits, scores = score(config, built, data_split, names)
     metrics = {"split": split, "data": str(config.data), **scores}
+    if data_split.media_report:
+        metrics["missing_media"] = data_split.media_report
     if process_state().is_main_process:
         ckpt.write_json(folder / f"eval-{split}.json", metrics)
-        ckpt.write_rows(folder / f"predictions-{split}.csv", prediction_rows(rows, logits, names, config.task))
+        ckpt.write_rows(folder / f"predictions-{split}.csv", prediction_rows(data_split.rows, logits, names, config.task))
     return metrics
 
 
-def score(config: ExperimentConfig, built: Built, rows: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Logits (row order) and metrics of `built`'s model on `rows`."""
+def score(config: ExperimentConfig, built: Built, data: SplitData, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Logits (row order) and metrics of `built`'s model on a preprocessed split."""
     accelerator = make_accelerator(config.precision)
-    model, loader = accelerator.prepare(built.model, eval_loader(config, built, make_dataset(config, built, rows)))
+    model, loader = accelerator.prepare(built.model, eval_loader(config, built, data.dataset))
     _, logits, labels = predict(model, loader, accelerator)
     return logits, classification_metrics(labels, logits.argmax(-1), names)
 

@@ -8,7 +8,7 @@ from typing import Any
 from accelerate.utils import set_seed
 
 from recognize import checkpoint as ckpt
-from recognize.builder import build_model, eval_loader, has_split, load_rows, make_dataset, train_loader
+from recognize.builder import build_model, eval_loader, has_split, load_rows, make_split, media_note, train_loader
 from recognize.config import ExperimentConfig
 from recognize.dataset.meld import data_fingerprint
 from recognize.engine import class_weights, fit, process_state
@@ -39,8 +39,12 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     init_weights, lineage = _initial_weights(config.init_from)
     built = build_model(config, init_weights)
     labels = list(LABELS[config.task])
-    train_set = make_dataset(config, built, train_rows)
-    dev_set = make_dataset(config, built, dev_rows)
+    train_split = make_split(config, built, "train", training=True, rows=train_rows)
+    dev_split = make_split(config, built, "dev", rows=dev_rows)
+    train_set = train_split.dataset
+    for split, data in (("train", train_split), ("dev", dev_split)):
+        if note := media_note(data.media_report):
+            distributed.print(f"{split}: {note}")
     if distributed.is_main_process and not resume_from_state:
         extra = {"data_fingerprint": data_fingerprint(config.data), "lineage": lineage,
                  "parameters": _parameter_counts(built.model)}
@@ -48,7 +52,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     distributed.wait_for_everyone()
 
     weights = class_weights(train_set.labels, len(labels)) if config.class_weights else None
-    result = fit(built.model, train_loader(config, built, train_set), eval_loader(config, built, dev_set),
+    result = fit(built.model, train_loader(config, built, train_set), eval_loader(config, built, dev_split.dataset),
                  labels, config, run_dir, loss_weights=weights, resume=resume_from_state)
     metrics: dict[str, Any] = {
         "best_epoch": result.best_epoch,
@@ -57,8 +61,13 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         "train_samples": len(train_set),
         "dev": result.best_dev,
     }
+    media_reports = {"train": train_split.media_report, "dev": dev_split.media_report}
     if has_split(config, "test"):
-        metrics["test"] = score(config, built, load_rows(config, "test"), labels)[1]
+        test_split = make_split(config, built, "test")
+        metrics["test"] = score(config, built, test_split, labels)[1]
+        media_reports["test"] = test_split.media_report
+    if any(media_reports.values()):
+        metrics["missing_media"] = media_reports
     if distributed.is_main_process:
         ckpt.write_json(run_dir / ckpt.METRICS, metrics)
     return run_dir

@@ -4,8 +4,11 @@ model folders, for the offline demo and the tests: they load through the same
 
 from pathlib import Path
 
+import json
+
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import (BertConfig, BertModel, BertTokenizer, VideoMAEConfig, VideoMAEModel, Wav2Vec2Config,
+                          Wav2Vec2FeatureExtractor, Wav2Vec2Model)
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -19,4 +22,32 @@ def write_tiny_bert(folder: "str | Path", words: list[str], hidden: int = 32, la
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=hidden * 2, max_position_embeddings=256)
     BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_wav2vec2(folder: "str | Path", hidden: int = 32, seed: int = 0) -> Path:
+    """Save a 2-layer Wav2Vec2 with short convolution strides (80 samples per frame) and
+    its 16 kHz feature extractor to `folder`."""
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2, intermediate_size=hidden * 2,
+                            conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8),
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_videomae(folder: "str | Path", hidden: int = 32, seed: int = 0) -> Path:
+    """Save a 2-layer VideoMAE over 4 frames of 32x32 and its image processor config to `folder`."""
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    config = VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=hidden,
+                            num_hidden_layers=2, num_attention_heads=2, intermediate_size=hidden * 2)
+    VideoMAEModel(config).save_pretrained(folder)
+    processor = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 32},
+                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
+                 "do_rescale": True, "do_resize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
+                 "resample": 2, "rescale_factor": 1 / 255}
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder

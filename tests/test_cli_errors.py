@@ -79,7 +79,7 @@ def test_model_id_that_is_not_a_local_folder(meld_dir: Path, tmp_path: Path) -> 
     line = error_line("train", meld_dir, "--text-model", "no-such-org/no-such-model", "--output-dir", tmp_path / "ck")
 
     assert line == (
-        "error: cannot load model 'no-such-org/no-such-model': it is not a local folder and not in the Hugging Face "
+        "error: cannot load the model of 'no-such-org/no-such-model': it is not a local folder and not in the Hugging Face "
         "cache (offline or unreachable hub); pass a local folder path, e.g. --text-model /path/to/no-such-model"
     )
     assert not (tmp_path / "ck").exists()
@@ -91,7 +91,7 @@ def test_model_folder_without_a_model(meld_dir: Path, tmp_path: Path) -> None:
 
     line = error_line("train", meld_dir, "--text-model", folder, "--output-dir", tmp_path / "ck")
 
-    assert line.startswith(f"error: cannot load model from folder '{folder}': ")
+    assert line.startswith(f"error: cannot load the model from folder '{folder}': ")
 
 
 def test_existing_checkpoint_needs_overwrite_or_resume(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:

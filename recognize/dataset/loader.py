@@ -1,22 +1,51 @@
 """Preprocessed utterances as a torch Dataset, their collation into padded batches, and
 length-grouped batching (similar lengths together, so dynamic padding wastes little)."""
 
-from dataclasses import dataclass
-from typing import Iterator
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from recognize.dataset.text import TextEncoding, pad_text
+from recognize.errors import MediaError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MediaSource:
+    """One modality's clips for a split: a path per row (None: no usable clip) and the
+    function that reads a path into the model's input for one sample."""
+
+    paths: list[Optional[Path]]
+    read: Callable[[Path], Any]
+
+    def get(self, index: int) -> Any:
+        """The preprocessed clip of row `index`, or None when it is missing or fails to decode."""
+        path = self.paths[index]
+        if path is None:
+            return None
+        try:
+            return self.read(path)
+        except MediaError as error:
+            log.warning("%s; the sample is zero-filled and masked", error)
+            return None
 
 
 class UtteranceDataset(Dataset):
-    """Rows of one split, each with its label and its preprocessed input per modality."""
+    """Rows of one split, each with its label and its input per modality (text tokenised
+    up front; audio and video read from disk when the row is fetched)."""
 
-    def __init__(self, labels: np.ndarray, text: "list[TextEncoding] | None" = None) -> None:
+    def __init__(self, labels: np.ndarray, text: "list[TextEncoding] | None" = None,
+                 media: "dict[str, MediaSource] | None" = None, lengths: "list[float] | None" = None) -> None:
         self.labels = labels
         self.text = text
+        self.media = media or {}
+        self._lengths = lengths
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -25,20 +54,30 @@ class UtteranceDataset(Dataset):
         item = {"index": index, "label": int(self.labels[index])}
         if self.text is not None:
             item["T"] = self.text[index]
+        for modality, source in self.media.items():
+            item[modality] = source.get(index)
         return item
 
-    def lengths(self) -> list[int]:
-        """A size per row that drives length grouping: its token count (1 when it has no text)."""
-        if self.text is None:
-            return [1] * len(self)
-        return [len(e["input_ids"]) for e in self.text]
+    def lengths(self) -> list[float]:
+        """A size per row that drives length grouping: given lengths (e.g. audio seconds),
+        else the token count, else 1."""
+        if self._lengths is not None:
+            return self._lengths
+        if self.text is not None:
+            return [len(e["input_ids"]) for e in self.text]
+        return [1] * len(self)
 
 
 @dataclass
 class Collator:
-    """Turns a list of dataset items into one batch: {"T": padded text, "labels", "index"}."""
+    """Turns dataset items into one batch: {"T": padded text, "A": audio features,
+    "V": frames, "{m}_present": which rows have modality m, "labels", "index"}.
+    A row without its clip gets zeros in its place and False in `{m}_present`."""
 
     pad_token_id: int = 0
+    audio: Optional[Callable[[list[np.ndarray]], dict[str, torch.Tensor]]] = None
+    video_shape: tuple[int, ...] = ()
+    silence: np.ndarray = field(default_factory=lambda: np.zeros(1600, dtype=np.float32))
 
     def __call__(self, items: list[dict]) -> dict:
         batch = {
@@ -47,6 +86,13 @@ class Collator:
         }
         if "T" in items[0]:
             batch["T"] = pad_text([item["T"] for item in items], self.pad_token_id)
+        if "A" in items[0]:
+            batch["A_present"] = torch.tensor([item["A"] is not None for item in items])
+            batch["A"] = self.audio([self.silence if item["A"] is None else item["A"] for item in items])
+        if "V" in items[0]:
+            batch["V_present"] = torch.tensor([item["V"] is not None for item in items])
+            frames = [torch.zeros(self.video_shape) if item["V"] is None else item["V"] for item in items]
+            batch["V"] = {"pixel_values": torch.stack(frames)}
         return batch
 
 
@@ -58,7 +104,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     (seed, epoch), so a resumed run sees the batches an uninterrupted one would.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int = 50) -> None:
+    def __init__(self, lengths: "list[float]", batch_size: int, seed: int, pool_batches: int = 50) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed

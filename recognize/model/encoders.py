@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from recognize.errors import RecognizeError
+from recognize.errors import RecognizeError, load_failure
 
 CLS_POOLED_TYPES: frozenset[str] = frozenset(
     {"bert", "roberta", "xlm-roberta", "mpnet", "deberta", "deberta-v2", "electra", "albert", "distilbert", "camembert"}
@@ -15,12 +15,14 @@ CLS_POOLED_TYPES: frozenset[str] = frozenset(
 """Model types pretrained with a sentence-level first token; `auto` pooling uses it for them."""
 
 
-def load_backbone(model_id: str, trust_remote_code: bool = False) -> nn.Module:
-    """Load a Hugging Face backbone in float32 by id or local folder, offline-friendly errors."""
+def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "--text-model") -> nn.Module:
+    """Load a Hugging Face backbone in float32 by id or local folder; of an encoder-decoder
+    (Whisper), the encoder. A failure names `flag`, the option that takes a local folder."""
     try:
-        return AutoModel.from_pretrained(model_id, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(model_id, dtype=torch.float32, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise RecognizeError(_load_message(model_id, error)) from None
+        raise RecognizeError(load_failure("model", model_id, error, flag)) from None
+    return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
 
 
 def load_tokenizer(model_id: str, trust_remote_code: bool = False):
@@ -28,7 +30,7 @@ def load_tokenizer(model_id: str, trust_remote_code: bool = False):
     try:
         return AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise RecognizeError(_load_message(model_id, error)) from None
+        raise RecognizeError(load_failure("tokenizer", model_id, error, "--text-model")) from None
 
 
 def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
@@ -49,6 +51,14 @@ def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
     return "cls" if model_type in CLS_POOLED_TYPES else "mean"
 
 
+def drop_pooler(backbone: nn.Module) -> nn.Module:
+    """Remove a backbone's pooler head (BERT, ViViT): the encoders pool on their own, and an
+    unused head would be trained, stored and synchronised (DDP rejects unused parameters)."""
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None
+    return backbone
+
+
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `hidden` (B, L, D) over the positions where `mask` (B, L) is 1."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -62,9 +72,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         if pooling not in ("cls", "mean"):
             raise RecognizeError(f"--pooling: unknown value '{pooling}'; valid: cls, mean")
-        if getattr(backbone, "pooler", None) is not None:
-            backbone.pooler = None  # BERT-style pooler heads are unused here: no dead weights to train, store or sync
-        self.backbone = backbone
+        self.backbone = drop_pooler(backbone)
         self.pooling = pooling
         self.output_size: int = backbone.config.hidden_size
 
@@ -75,11 +83,45 @@ class TextEncoder(nn.Module):
         return masked_mean(hidden, inputs["attention_mask"])
 
 
-def _load_message(model_id: str, error: Exception) -> str:
-    """One line on why `model_id` did not load, and what works offline."""
-    if Path(model_id).exists():
-        return f"cannot load model from folder '{model_id}': {str(error).splitlines()[0]}"
-    return (
-        f"cannot load model '{model_id}': it is not a local folder and not in the Hugging Face cache "
-        f"(offline or unreachable hub); pass a local folder path, e.g. --text-model /path/to/{Path(model_id).name}"
-    )
+class AudioEncoder(nn.Module):
+    """A Hugging Face speech encoder (Wav2Vec2, HuBERT, WavLM, data2vec-audio, Whisper's
+    encoder) with mean pooling over the frames of real (unpadded) audio: waveform -> (B, hidden)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.output_size: int = backbone.config.hidden_size
+        # models with group-norm feature extractors (wav2vec2-base) must not see a mask: they
+        # were trained on zero-padded audio (their feature extractor's documentation says so)
+        self.pass_mask = getattr(backbone.config, "feat_extract_norm", "layer") == "layer"
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = inputs["attention_mask"]
+        if "input_features" in inputs:  # Whisper: log-mel frames, halved by the encoder's strided conv
+            hidden = self.backbone(input_features=inputs["input_features"]).last_hidden_state
+            frames = mask[:, ::2][:, : hidden.shape[1]]
+        else:
+            hidden = self.backbone(inputs["input_values"], attention_mask=mask if self.pass_mask else None).last_hidden_state
+            lengths = self.backbone._get_feat_extract_output_lengths(mask.sum(-1))
+            frames = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).long()
+        return masked_mean(hidden, frames)
+
+
+VIDEO_CLS_TYPES: frozenset[str] = frozenset({"vivit", "timesformer"})
+"""Video model types whose first token summarises the clip; others (VideoMAE) are mean-pooled."""
+
+
+class VideoEncoder(nn.Module):
+    """A Hugging Face video transformer (ViViT, VideoMAE, TimeSformer): frames -> (B, hidden),
+    pooled by the model's own convention (CLS token for ViViT and TimeSformer, token mean for VideoMAE)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = drop_pooler(backbone)
+        self.output_size: int = backbone.config.hidden_size
+        self.pooling = "cls" if backbone.config.model_type in VIDEO_CLS_TYPES else "mean"
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.backbone(pixel_values=inputs["pixel_values"]).last_hidden_state
+        return hidden[:, 0] if self.pooling == "cls" else hidden.mean(dim=1)
+

@@ -1,5 +1,7 @@
-"""The three training modes: full tuning (everything trains), LoRA (peft adapters on the
-backbones' attention projections, plus the head), frozen backbones (the head alone)."""
+"""The three training modes: full tuning (everything trains, except a speech encoder's
+convolutional feature encoder, frozen as in Hugging Face's own wav2vec2 fine-tuning), LoRA
+(peft adapters on the backbones' attention projections, plus the head), frozen backbones
+(the head alone)."""
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -36,6 +38,9 @@ def apply_mode(model: EmotionModel, mode: str, r: int = 8, alpha: int = 16, drop
     """Make `model` train as `mode` says ("full", "lora" or "frozen"), in place."""
     if mode == "full":
         model.requires_grad_(True)
+        for encoder in model.encoders.values():
+            if hasattr(encoder.backbone, "freeze_feature_encoder"):  # speech models: keep the CNN front end
+                encoder.backbone.freeze_feature_encoder()
         return
     model.encoders.requires_grad_(False)
     if mode == "frozen":
