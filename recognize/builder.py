@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from recognize.config import ExperimentConfig
 from recognize.dataset.audio import AudioFeatures, read_waveform
 from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
-from recognize.dataset.media import index_media
+from recognize.dataset.media import MEDIA_FOLDER, index_media
 from recognize.dataset.meld import csv_path, label_ids, load_split
 from recognize.dataset.text import tokenize_rows
 from recognize.dataset.video import VideoFrames, read_frames
@@ -96,8 +96,17 @@ def load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> l
 
 
 def load_rows(config: ExperimentConfig, split: str) -> pd.DataFrame:
-    """The MELD rows of `split` from the config's data folder."""
-    return load_split(config.data, split)
+    """The MELD rows of `split` from the config's data folder, after checking that the
+    folder holds the split's media folder of every audio/video modality the run uses."""
+    rows = load_split(config.data, split)
+    for modality in config.modalities:
+        if modality in MEDIA_MODALITIES:
+            folder, extension = MEDIA_FOLDER[modality]
+            if not (Path(config.data) / folder / split).is_dir():
+                raise RecognizeError(
+                    f"{Path(config.data) / folder / split}: no such folder; --modal {config.modal} reads "
+                    f"{folder}/{split}/dia{{D}}_utt{{U}}.{extension} beside the CSVs (`emotion-recognize prepare` writes them)")
+    return rows
 
 
 def make_split(config: ExperimentConfig, built: Built, split: str, training: bool = False,
@@ -116,7 +125,11 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
             keep &= np.array([path is not None for path in index.paths], dtype=bool)
     if indexes:
         report["rows_skipped"] = int((~keep).sum())
-        report["rows_zero_filled"] = int(sum(p is None for index in indexes.values() for p, k in zip(index.paths, keep) if k))
+        absent = np.array([[path is None for path in index.paths] for index in indexes.values()]).any(axis=0)
+        report["rows_zero_filled"] = int((absent & keep).sum())
+    if not keep.any():
+        raise RecognizeError(f"{config.data}: no {split} row has a usable clip for --modal {config.modal}; "
+                             f"{media_note(report)}")
     rows = rows[keep].reset_index(drop=True)
     text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
     media = {m: MediaSource([p for p, k in zip(index.paths, keep) if k], _reader(m, config, built))

@@ -22,7 +22,7 @@ from recognize.config import ExperimentConfig
 from recognize.errors import RecognizeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Multimodal emotion recognition on MELD: train, evaluate, demo.")
+                  help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, demo.")
 console = Console()
 
 

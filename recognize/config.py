@@ -85,6 +85,8 @@ class ExperimentConfig:
                 raise RecognizeError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
         if self.context < 0:
             raise RecognizeError(f"--context: must be 0 or more, got {self.context}")
+        if self.workers < -1:
+            raise RecognizeError(f"--workers: 0 or more, or -1 for automatic, got {self.workers}")
         if not 0.0 <= self.warmup < 1.0:
             raise RecognizeError(f"--warmup: a fraction in [0, 1), got {self.warmup}")
         self.init_from = [str(p) for p in self.init_from]

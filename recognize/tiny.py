@@ -2,13 +2,12 @@
 model folders, for the offline demo and the tests: they load through the same
 `from_pretrained` path as any model a user names."""
 
+import json
 from pathlib import Path
 
-import json
-
 import torch
-from transformers import (BertConfig, BertModel, BertTokenizer, VideoMAEConfig, VideoMAEModel, Wav2Vec2Config,
-                          Wav2Vec2FeatureExtractor, Wav2Vec2Model)
+from transformers import (BertConfig, BertModel, BertTokenizer, VideoMAEConfig, VideoMAEModel, VivitConfig, VivitModel,
+                          Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model)
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -49,5 +48,21 @@ def write_tiny_videomae(folder: "str | Path", hidden: int = 32, seed: int = 0) -
                  "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
                  "do_rescale": True, "do_resize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
                  "resample": 2, "rescale_factor": 1 / 255}
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
+    return folder
+
+
+def write_tiny_vivit(folder: "str | Path", hidden: int = 32, seed: int = 0) -> Path:
+    """Save a 2-layer ViViT over 4 frames of 32x32 (tubelets of 2x8x8) and its image
+    processor config (ViViT's: scaled to [-1, 1] with `offset`) to `folder`."""
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    config = VivitConfig(image_size=32, num_frames=4, tubelet_size=[2, 8, 8], hidden_size=hidden, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=hidden * 2)
+    VivitModel(config).save_pretrained(folder)
+    processor = {"image_processor_type": "VivitImageProcessor", "size": {"shortest_edge": 32},
+                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
+                 "do_rescale": True, "do_resize": True, "offset": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
+                 "resample": 2, "rescale_factor": 1 / 127.5}
     (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder

@@ -22,6 +22,9 @@ BAD_FLAGS: dict[str, str] = {
     "--mode tuned": "error: --mode: unknown value 'tuned'; valid: full, lora, frozen, T, L, F",
     "--epochs 0": "error: --epochs: must be at least 1, got 0",
     "--overwrite --resume": "error: --overwrite and --resume exclude each other",
+    "--missing-media drop": "error: --missing-media: unknown value 'drop'; valid: skip, zero",
+    "--max-audio-seconds 0": "error: --max-audio-seconds: must be positive, got 0.0",
+    "--workers -2": "error: --workers: 0 or more, or -1 for automatic, got -2",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 

@@ -58,7 +58,7 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
     path = csv_path(root, split)
     if not path.is_file():
         raise RecognizeError(f"{path}: CSV not found in the data folder")
-    raw = _read_csv(path)
+    raw = read_raw_csv(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise RecognizeError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, raw.columns))}")
@@ -94,8 +94,8 @@ def data_fingerprint(root: "str | Path") -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """Read a MELD CSV as strings; UTF-8 first, Windows-1252 for files saved that way."""
+def read_raw_csv(path: Path) -> pd.DataFrame:
+    """Read a MELD CSV as strings, unrepaired; UTF-8 first, Windows-1252 for files saved that way."""
     for encoding in ("utf-8", "cp1252"):
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)

@@ -38,7 +38,7 @@ from rich.table import Table
 
 from recognize.checkpoint import atomic_write, read_json, write_json
 from recognize.dataset.media import MEDIA_FOLDER, clip_name
-from recognize.dataset.meld import SPLITS, _read_csv, csv_path, load_split, repair_text
+from recognize.dataset.meld import SPLITS, read_raw_csv, csv_path, load_split, repair_text
 from recognize.errors import RecognizeError
 
 RAW_FOLDERS: dict[str, str] = {"train": "train_splits", "dev": "dev_splits_complete", "test": "output_repeated_splits_test"}
@@ -162,7 +162,7 @@ def plan_split(folder: Path, rows: pd.DataFrame) -> SplitPlan:
 def write_csv(source: Path, output: Path, split: str) -> None:
     """Copy a split's CSV from `source` to `output`, with MELD's columns and rows as they
     are but Utterance and Speaker repaired (`repair_text`), atomically."""
-    frame = _read_csv(csv_path(source, split))
+    frame = read_raw_csv(csv_path(source, split))
     for column in ("Utterance", "Speaker"):
         frame[column] = frame[column].fillna("").map(repair_text)
     atomic_write(csv_path(output, split), _readable(lambda temp: frame.to_csv(temp, index=False)))

@@ -1,4 +1,8 @@
-"""EmotionModel: one encoder per modality, their pooled vectors joined, then a classification head."""
+"""EmotionModel: one encoder per modality, their pooled vectors joined, then a classification head.
+
+A row whose clip of modality m is missing (the batch's `{m}_present` is False) was fed
+zeros; its pooled vector of m is masked to zero, so it carries no made-up evidence: a
+unimodal model then predicts from the head's bias alone (the training prior)."""
 
 import torch
 from torch import nn
@@ -15,8 +19,14 @@ class EmotionModel(nn.Module):
         self.frozen_encoders = False
 
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The pooled vector (B, D_m) of every modality in the batch."""
-        return {m: encoder(batch[m]) for m, encoder in self.encoders.items()}
+        """The pooled vector (B, D_m) of every modality in the batch, zero for rows marked
+        absent by `{m}_present`."""
+        pooled = {}
+        for modality, encoder in self.encoders.items():
+            vector = encoder(batch[modality])
+            present = batch.get(f"{modality}_present")
+            pooled[modality] = vector if present is None else vector * present.to(vector.dtype).unsqueeze(-1)
+        return pooled
 
     def forward(self, batch: dict) -> torch.Tensor:
         pooled = self.encode(batch)

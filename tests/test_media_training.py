@@ -1,0 +1,183 @@
+"""A-only and V-only training end to end: a generated MELD.Raw folder (H.264 + AAC clips
+whose tone and colour follow the emotion, with the release's broken cases) is prepared,
+then tiny Wav2Vec2 / VideoMAE / ViViT encoders learn the signal in each mode; missing and
+unreadable clips are skipped or zero-filled and masked, and counted."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from recognize import ExperimentConfig, evaluate, train
+from recognize.builder import build_model, make_split
+from recognize.dataset.meld import label_ids, load_split
+from recognize.dataset.prepare import prepare
+from recognize.dataset.synthetic import broken_cases, write_synthetic_meld_raw
+from recognize.errors import RecognizeError
+from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_tiny_wav2vec2
+
+DIALOGUES = {"train": 24, "dev": 6, "test": 6}
+RUNS = {  # name -> (modal, mode, encoder, learning rate, epochs)
+    "A-full": ("A", "full", "tiny-wav2vec2", 1e-3, 6),
+    "A-lora": ("A", "lora", "tiny-wav2vec2", 2e-2, 8),
+    "A-frozen": ("A", "frozen", "tiny-wav2vec2", 1e-2, 10),
+    "V-full": ("V", "full", "tiny-videomae", 1e-3, 6),
+    "V-lora": ("V", "lora", "tiny-videomae", 2e-2, 8),
+    "V-frozen": ("V", "frozen", "tiny-vivit", 1e-2, 10),
+}
+FOLDER_NAMES = {"A-full": "A--ET(tiny-wav2vec2)", "A-lora": "A--EL(tiny-wav2vec2)", "A-frozen": "A--EF(tiny-wav2vec2)",
+                "V-full": "V--ET(tiny-videomae)", "V-lora": "V--EL(tiny-videomae)", "V-frozen": "V--EF(tiny-vivit)"}
+
+
+@pytest.fixture(scope="module")
+def media_meld(tmp_path_factory):
+    """A prepared MELD folder with audios/ and videos/, from a generated MELD.Raw with broken cases."""
+    tmp = tmp_path_factory.mktemp("media")
+    raw = write_synthetic_meld_raw(tmp / "raw", seed=0, dialogues=DIALOGUES)
+    prepare(raw, tmp / "MELD", workers=1)
+    return tmp / "MELD", broken_cases(raw)
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    """Tiny speech and video encoder folders by name."""
+    tmp = tmp_path_factory.mktemp("encoders")
+    return {"tiny-wav2vec2": write_tiny_wav2vec2(tmp / "tiny-wav2vec2"), "tiny-videomae": write_tiny_videomae(tmp / "tiny-videomae"),
+            "tiny-vivit": write_tiny_vivit(tmp / "tiny-vivit")}
+
+
+def media_config(media_meld, encoders, output_dir, name: str, **overrides) -> ExperimentConfig:
+    """The configuration of run `name` of RUNS on the prepared folder."""
+    modal, mode, encoder, lr, epochs = RUNS[name]
+    model = {"audio_model" if modal == "A" else "video_model": str(encoders[encoder])}
+    settings = dict(data=str(media_meld[0]), modal=modal, mode=mode, lr=lr, epochs=epochs, batch_size=16, workers=0,
+                    output_dir=str(output_dir), **model)
+    return ExperimentConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def runs(media_meld, encoders, tmp_path_factory) -> dict:
+    """One finished run per entry of RUNS."""
+    output = tmp_path_factory.mktemp("checkpoints")
+    return {name: train(media_config(media_meld, encoders, output, name)) for name in RUNS}
+
+
+def majority_weighted_f1(meld_dir, split: str) -> float:
+    """Weighted-F1 on `split` of always predicting the most frequent training emotion: chance."""
+    majority = np.bincount(label_ids(load_split(meld_dir, "train"), "emotion")).argmax()
+    share = float(np.mean(label_ids(load_split(meld_dir, split), "emotion") == majority))
+    return share * (2 * share / (1 + share))
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_each_modality_and_mode_learns_the_media_signal(runs, media_meld, name):
+    metrics = json.loads((runs[name] / "metrics.json").read_text())
+    assert runs[name].name == FOLDER_NAMES[name]
+    assert metrics["dev"]["weighted_f1"] > majority_weighted_f1(media_meld[0], "dev") + 0.3
+    assert metrics["test"]["weighted_f1"] > majority_weighted_f1(media_meld[0], "test") + 0.25
+
+
+@pytest.mark.parametrize("name, projections", [("A-lora", {"q_proj", "v_proj"}), ("V-lora", {"query", "value"})])
+def test_lora_adapts_the_query_and_value_projections_whatever_their_names(runs, name, projections):
+    stored = load_file(str(runs[name] / "model.safetensors"))
+    adapted = {key.split(".lora_")[0].rsplit(".", 1)[-1] for key in stored if ".lora_" in key}
+    assert adapted == projections
+    assert all(".lora_" in key or key.startswith("head.") for key in stored)
+
+
+def test_full_mode_trains_the_transformer_but_not_the_speech_feature_encoder(runs, encoders):
+    stored = load_file(str(runs["A-full"] / "model.safetensors"))
+    base = load_file(str(encoders["tiny-wav2vec2"] / "model.safetensors"))
+    trained = {key.removeprefix("encoders.A.backbone.") for key in stored if key.startswith("encoders.A.")}
+    assert trained == {key for key in base if not key.startswith("feature_extractor.")}
+    layer = "encoder.layers.0.attention.q_proj.weight"
+    assert not torch.equal(stored[f"encoders.A.backbone.{layer}"], base[layer])
+
+
+@pytest.mark.parametrize("name, modality", [("A-full", "A"), ("V-full", "V")])
+def test_metrics_count_the_rows_each_split_lost_or_zero_filled(runs, media_meld, name, modality):
+    meld_dir, cases = media_meld
+    metrics = json.loads((runs[name] / "metrics.json").read_text())
+    # audio: the unreadable clip and the clip without sound have no flac; video: only the unreadable clip fails
+    lost_in_train = ["unreadable", "no_audio"] if modality == "A" else ["unreadable"]
+    train_examples = sorted(cases[case][1][0] for case in lost_in_train)
+    missing_in_train, unreadable_in_train = (2, 0) if modality == "A" else (0, 1)
+    assert metrics["missing_media"] == {
+        "train": {modality: {"missing": missing_in_train, "unreadable": unreadable_in_train, "examples": train_examples},
+                  "rows_skipped": len(lost_in_train), "rows_zero_filled": 0},
+        "dev": {modality: {"missing": 1, "unreadable": 0, "examples": cases["missing"][1]}, "rows_skipped": 0, "rows_zero_filled": 1},
+        "test": {modality: {"missing": 0, "unreadable": 0, "examples": []}, "rows_skipped": 0, "rows_zero_filled": 0},
+    }
+    assert metrics["train_samples"] == len(load_split(meld_dir, "train")) - len(lost_in_train)
+
+
+@pytest.mark.parametrize("name", ["A-full", "V-frozen"])
+def test_eval_keeps_every_row_and_reproduces_the_recorded_dev_metrics(runs, media_meld, name):
+    meld_dir, cases = media_meld
+    recorded = json.loads((runs[name] / "metrics.json").read_text())["dev"]
+
+    result = evaluate(runs[name], split="dev")
+
+    assert result["weighted_f1"] == pytest.approx(recorded["weighted_f1"], abs=1e-9)
+    assert result["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9)
+    assert result["missing_media"]["rows_zero_filled"] == 1
+    with open(runs[name] / "predictions-dev.csv") as handle:
+        predictions = list(csv.DictReader(handle))
+    dev = load_split(meld_dir, "dev")
+    assert [(int(p["dialogue_id"]), int(p["utterance_id"])) for p in predictions] == list(zip(dev["dialogue_id"], dev["utterance_id"]))
+
+
+def test_a_missing_clip_is_masked_so_its_prediction_is_the_heads_bias(runs, media_meld):
+    meld_dir, cases = media_meld
+    evaluate(runs["V-full"], split="dev")
+    head_bias = load_file(str(runs["V-full"] / "model.safetensors"))["head.1.bias"]
+    expected = torch.softmax(head_bias.double(), dim=0).numpy()
+    with open(runs["V-full"] / "predictions-dev.csv") as handle:
+        predictions = list(csv.DictReader(handle))
+    missing = cases["missing"][1][0]
+    row = next(p for p in predictions if f"dia{p['dialogue_id']}_utt{p['utterance_id']}" == missing)
+    labels = json.loads((runs["V-full"] / "config.json").read_text())["labels"]
+    assert [float(row[f"p_{label}"]) for label in labels] == pytest.approx(expected, abs=2e-6)
+
+
+def test_zero_policy_trains_on_every_row(media_meld, encoders, tmp_path):
+    config = media_config(media_meld, encoders, tmp_path, "A-frozen", missing_media="zero", epochs=1)
+    built = build_model(config)
+
+    data = make_split(config, built, "train", training=True)
+
+    assert len(data.dataset) == len(load_split(media_meld[0], "train"))
+    assert (data.media_report["rows_skipped"], data.media_report["rows_zero_filled"]) == (0, 2)
+    assert sum(data.dataset[i]["A"] is None for i in range(len(data.dataset))) == 2
+
+
+def test_skip_policy_drops_the_rows_without_clips(media_meld, encoders, tmp_path):
+    meld_dir, cases = media_meld
+    config = media_config(media_meld, encoders, tmp_path, "V-full")
+    data = make_split(config, build_model(config), "train", training=True)
+
+    names = {f"dia{d}_utt{u}" for d, u in zip(data.rows["dialogue_id"], data.rows["utterance_id"])}
+    assert len(data.dataset) == len(load_split(meld_dir, "train")) - 1
+    assert cases["unreadable"][1][0] not in names and cases["no_audio"][1][0] in names
+
+
+def test_workers_read_media_in_other_processes_with_the_same_result(runs, media_meld, encoders, tmp_path):
+    config = media_config(media_meld, encoders, tmp_path, "A-full", workers=2)
+
+    folder = train(config)
+
+    assert load_file(str(folder / "model.safetensors")).keys() == load_file(str(runs["A-full"] / "model.safetensors")).keys()
+    with_workers = json.loads((folder / "metrics.json").read_text())
+    without = json.loads((runs["A-full"] / "metrics.json").read_text())
+    assert with_workers["dev"] == without["dev"] and with_workers["test"] == without["test"]
+
+
+def test_a_folder_without_media_is_refused_before_training(meld_dir, encoders, tmp_path):
+    config = ExperimentConfig(data=str(meld_dir), modal="A", audio_model=str(encoders["tiny-wav2vec2"]),
+                              output_dir=str(tmp_path / "ck"))
+    with pytest.raises(RecognizeError, match=r"audios/train: no such folder; --modal A reads audios/train/dia\{D\}_utt\{U\}\.flac"):
+        train(config)
+    assert not (tmp_path / "ck").exists()
