@@ -10,20 +10,23 @@ from torch import nn
 from recognize.errors import RecognizeError
 from recognize.model.classifier import EmotionModel
 
-LORA_TARGET_PAIRS: tuple[tuple[str, str], ...] = (
+LORA_TARGET_PAIRS: tuple[tuple[str, ...], ...] = (
     ("query", "value"),  # BERT, RoBERTa, ELECTRA
     ("q_proj", "v_proj"),  # Wav2Vec2, HuBERT, WavLM, Whisper, ViViT (transformers v5)
     ("q", "v"),  # MPNet
     ("query_proj", "value_proj"),  # DeBERTa-v2/v3
     ("q_lin", "v_lin"),  # DistilBERT
+    ("qkv",),  # TimeSformer: one fused query/key/value projection
 )
-"""Attention query/value projection names across architectures, tried in this order."""
+"""Attention query/value projection names across architectures, tried in this order (a
+fused projection where the architecture has no separate ones)."""
 
 INITIALISED_FLAG = "initialised_from_checkpoint"
 
 
 def lora_targets(backbone: nn.Module) -> list[str]:
-    """The module names LoRA adapts by default: the first query/value pair the backbone has."""
+    """The module names LoRA adapts by default: the first query/value pair (or fused
+    projection) of LORA_TARGET_PAIRS the backbone has."""
     linear_names = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules() if isinstance(module, nn.Linear)}
     for pair in LORA_TARGET_PAIRS:
         if set(pair) <= linear_names:

@@ -1,0 +1,159 @@
+"""Speech and video encoders across the architectures the toolkit supports, built tiny from
+configs and loaded through `from_pretrained`: the pooled vector equals a direct masked mean
+(or the CLS token) of the backbone's output, padding does not leak into it where the model
+takes a mask, and LoRA finds each architecture's query/value projections."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, TimesformerConfig,
+                          TimesformerModel, WavLMConfig, WavLMModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor,
+                          Wav2Vec2Model, WhisperConfig, WhisperFeatureExtractor, WhisperModel)
+
+from recognize.dataset.audio import AudioFeatures
+from recognize.dataset.video import VideoFrames
+from recognize.model.classifier import EmotionModel
+from recognize.model.encoders import AudioEncoder, VideoEncoder, load_backbone
+from recognize.model.modes import apply_mode
+from recognize.tiny import write_tiny_videomae, write_tiny_vivit
+
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+CONV = dict(conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2)
+SPEECH = {  # name -> (model class, config, LoRA's projection names)
+    "wav2vec2-group-norm": (Wav2Vec2Model, Wav2Vec2Config(**SMALL, **CONV), {"q_proj", "v_proj"}),
+    "wav2vec2-layer-norm": (Wav2Vec2Model, Wav2Vec2Config(**SMALL, **CONV, feat_extract_norm="layer",
+                                                          do_stable_layer_norm=True), {"q_proj", "v_proj"}),
+    "hubert": (HubertModel, HubertConfig(**SMALL, **CONV), {"q_proj", "v_proj"}),
+    "wavlm": (WavLMModel, WavLMConfig(**SMALL, **CONV, feat_extract_norm="layer", num_buckets=32, max_bucket_distance=64),
+              {"q_proj", "v_proj"}),
+    "data2vec-audio": (Data2VecAudioModel, Data2VecAudioConfig(**SMALL, **CONV), {"q_proj", "v_proj"}),
+}
+RATE = 16000
+
+
+def save_speech_model(folder: Path, name: str) -> Path:
+    """A tiny speech model of kind `name` (SPEECH, or "whisper") with its feature extractor."""
+    torch.manual_seed(0)
+    if name == "whisper":
+        config = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                               decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+                               max_source_positions=1500, vocab_size=64, pad_token_id=0, bos_token_id=1,
+                               eos_token_id=2, decoder_start_token_id=1)
+        WhisperModel(config).save_pretrained(folder)
+        WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+        return folder
+    model_class, config, _ = SPEECH[name]
+    model_class(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def conv_frames(samples: int) -> int:
+    """Frames the CONV feature encoder makes of `samples`: floor((L - kernel) / stride) + 1 per layer."""
+    for kernel, stride in zip(CONV["conv_kernel"], CONV["conv_stride"]):
+        samples = (samples - kernel) // stride + 1
+    return samples
+
+
+def waves() -> list[np.ndarray]:
+    """A 1.0 s and a 0.5 s tone, of different pitch."""
+    t = np.arange(RATE) / RATE
+    return [np.sin(2 * np.pi * 300 * t).astype(np.float32), 0.5 * np.sin(2 * np.pi * 500 * t[:RATE // 2]).astype(np.float32)]
+
+
+@pytest.mark.parametrize("name", [*SPEECH, "whisper"])
+def test_speech_pooling_is_the_mean_over_the_frames_of_real_audio(tmp_path, name):
+    folder = save_speech_model(tmp_path / name, name)
+    encoder = AudioEncoder(load_backbone(str(folder))).eval()
+    inputs = AudioFeatures(str(folder))(waves())
+
+    with torch.no_grad():
+        pooled = encoder(inputs)
+        if name == "whisper":
+            hidden = encoder.backbone(input_features=inputs["input_features"]).last_hidden_state
+            real_frames = [50, 25]  # 100 mel frames a second, halved by the encoder's strided convolution
+        else:
+            mask = inputs["attention_mask"] if encoder.pass_mask else None
+            hidden = encoder.backbone(inputs["input_values"], attention_mask=mask).last_hidden_state
+            real_frames = [conv_frames(RATE), conv_frames(RATE // 2)]
+
+    assert pooled.shape == (2, encoder.output_size)
+    for row, frames in enumerate(real_frames):
+        assert torch.allclose(pooled[row], hidden[row, :frames].mean(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["wav2vec2-layer-norm", "wavlm", "whisper"])
+def test_padding_does_not_change_the_pooled_vector_of_models_that_take_a_mask(tmp_path, name):
+    folder = save_speech_model(tmp_path / name, name)
+    encoder = AudioEncoder(load_backbone(str(folder))).eval()
+    features = AudioFeatures(str(folder))
+
+    with torch.no_grad():
+        batched = encoder(features(waves()))[1]
+        alone = encoder(features(waves()[1:]))[0]
+
+    assert torch.allclose(batched, alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [*SPEECH, "whisper"])
+def test_lora_finds_the_query_and_value_projections_of_every_speech_encoder(tmp_path, name):
+    folder = save_speech_model(tmp_path / name, name)
+    model = EmotionModel({"A": AudioEncoder(load_backbone(str(folder)))}, num_labels=7, dropout=0.1)
+
+    apply_mode(model, "lora", r=4, alpha=8, dropout=0.0)
+
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable if ".lora_" in n}
+    assert adapted == {"q_proj", "v_proj"}
+    assert trainable == {n for n in trainable if ".lora_" in n or n.startswith("head.")}
+
+
+def save_timesformer(folder: Path) -> Path:
+    """A tiny TimeSformer over 4 frames of 32x32, with a VideoMAE-style processor config."""
+    torch.manual_seed(0)
+    TimesformerModel(TimesformerConfig(image_size=32, patch_size=8, num_frames=4, **SMALL)).save_pretrained(folder)
+    processor = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 32},
+                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
+                 "do_rescale": True, "do_resize": True, "image_mean": [0.45] * 3, "image_std": [0.225] * 3,
+                 "resample": 2, "rescale_factor": 1 / 255}
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor))
+    return folder
+
+
+VIDEO = {  # name -> (writer, pooling, LoRA's projection names)
+    "videomae": (write_tiny_videomae, "mean", {"query", "value"}),
+    "vivit": (write_tiny_vivit, "cls", {"q_proj", "v_proj"}),
+    "timesformer": (save_timesformer, "cls", {"qkv"}),
+}
+
+
+@pytest.mark.parametrize("name", VIDEO)
+def test_video_pooling_follows_the_models_convention(tmp_path, name):
+    writer, pooling, _ = VIDEO[name]
+    folder = writer(tmp_path / name)
+    encoder = VideoEncoder(load_backbone(str(folder))).eval()
+    frames = VideoFrames(str(folder))
+    clips = torch.stack([frames(np.random.default_rng(seed).integers(0, 256, (4, 40, 48, 3), dtype=np.uint8)) for seed in (0, 1)])
+
+    with torch.no_grad():
+        pooled = encoder({"pixel_values": clips})
+        hidden = encoder.backbone(pixel_values=clips).last_hidden_state
+
+    assert encoder.pooling == pooling
+    assert torch.equal(pooled, hidden[:, 0] if pooling == "cls" else hidden.mean(1))
+    assert not hasattr(encoder.backbone, "pooler") or encoder.backbone.pooler is None
+
+
+@pytest.mark.parametrize("name", VIDEO)
+def test_lora_finds_the_attention_projections_of_every_video_encoder(tmp_path, name):
+    writer, _, projections = VIDEO[name]
+    model = EmotionModel({"V": VideoEncoder(load_backbone(str(writer(tmp_path / name))))}, num_labels=3, dropout=0.1)
+
+    apply_mode(model, "lora", r=4, alpha=8, dropout=0.0)
+
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad and ".lora_" in n}
+    assert adapted == projections
