@@ -24,15 +24,29 @@ HISTORY = "history.csv"
 STATE = "state"
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+"""The mode a plainly created file gets here (0o644 under the usual umask); atomic_write's
+temp files start as the owner's only, so the written file is given this mode."""
+
+
 def atomic_write(path: "str | Path", write: Callable[[Path], None]) -> None:
-    """Call `write(temp_path)` for a temp file beside `path`, then rename it over `path`;
-    an interrupted write leaves `path` as it was."""
+    """Call `write(temp_path)` for a temp file beside `path`, then rename it over `path`
+    with the mode a plainly created file would have; an interrupted write leaves `path`
+    as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
         write(Path(temp))
+        os.chmod(temp, FILE_MODE)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

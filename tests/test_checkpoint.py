@@ -23,6 +23,15 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temp_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
+def test_atomically_written_files_get_the_mode_of_plainly_created_ones(tmp_path):
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+
+    write_json(tmp_path / "atomic.json", {})
+
+    assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_weights_round_trip_exactly(tmp_path):
     tensors = {"head.1.weight": torch.randn(3, 4), "step": torch.tensor(7.0)}
     write_weights(tmp_path / "w.safetensors", tensors)

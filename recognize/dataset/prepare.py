@@ -21,7 +21,7 @@ against the earlier report); delete `audios/` to extract again with another cap.
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +50,6 @@ DEFAULT_MAX_SECONDS = 60.0
 SILENCE_PEAK = 1e-3
 """A flac whose largest absolute sample is under this (-60 dBFS) is reported as silent."""
 REPORT = "prepare-report.json"
-FILE_MODE = 0o644
-"""Prepared files are readable by all (atomic_write's temp files are the owner's only)."""
 CLIP_FILE = re.compile(r"dia(\d+)_utt(\d+)\.mp4")
 LEFTOVER = ".dia*_utt*.*.tmp"
 """Temp files of this module's atomic writes (flac files, video links) that a killed run leaves behind."""
@@ -124,7 +122,6 @@ def prepare(source: "str | Path", output: "str | Path | None" = None, workers: i
               "sample_rate": SAMPLE_RATE, "max_seconds": max_seconds, "removed_temp_files": removed,
               **_tally(plans, outcomes), "seconds": round(time.perf_counter() - start, 3)}
     write_json(output / REPORT, report)
-    (output / REPORT).chmod(FILE_MODE)
     return report
 
 
@@ -165,7 +162,7 @@ def write_csv(source: Path, output: Path, split: str) -> None:
     frame = read_raw_csv(csv_path(source, split))
     for column in ("Utterance", "Speaker"):
         frame[column] = frame[column].fillna("").map(repair_text)
-    atomic_write(csv_path(output, split), _readable(lambda temp: frame.to_csv(temp, index=False)))
+    atomic_write(csv_path(output, split), lambda temp: frame.to_csv(temp, index=False))
 
 
 def remove_leftovers(folder: Path) -> int:
@@ -214,7 +211,7 @@ def prepare_clip(clip: Path, flac: Path, max_seconds: float) -> ClipOutcome:
         return ClipOutcome("no_audio")
     except (av.FFmpegError, OSError) as error:
         return ClipOutcome("unreadable", error=getattr(error, "strerror", None) or str(error))
-    atomic_write(flac, _readable(lambda temp: write_flac(temp, samples)))
+    atomic_write(flac, lambda temp: write_flac(temp, samples))
     return _outcome("extracted", samples, limit)
 
 
@@ -273,14 +270,6 @@ def _check_settings(output: Path, workers: int, max_seconds: float) -> None:
     if previous is not None and previous != max_seconds:
         raise RecognizeError(f"{output}: prepared with --max-seconds {previous:g}; run again with it, "
                              f"or delete {output / AUDIOS} to extract with {max_seconds:g}")
-
-
-def _readable(write: Callable[[Path], None]) -> Callable[[Path], None]:
-    """`write`, then give the temp file FILE_MODE, before atomic_write renames it."""
-    def write_readable(temp: Path) -> None:
-        write(temp)
-        temp.chmod(FILE_MODE)
-    return write_readable
 
 
 def _outcome(status: str, samples: np.ndarray, limit: int) -> ClipOutcome:
