@@ -85,7 +85,7 @@ def _result(runner: str, args: argparse.Namespace, dev: dict, test: dict, second
     return {
         "benchmark": "text_finetune", "runner": runner, "model": backbone_name(args.model), "task": args.task,
         "mode": args.mode if runner == "toolkit" else "full", "context": args.context, "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr,
+        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "dev_accuracy": round(100 * dev["accuracy"], 2), "dev_weighted_f1": round(100 * dev["weighted_f1"], 2),
         "test_accuracy": round(100 * test["accuracy"], 2), "test_weighted_f1": round(100 * test["weighted_f1"], 2),
         "seconds": round(seconds, 1), "samples_per_second": round(samples / seconds, 1), "machine": machine(),
