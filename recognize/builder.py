@@ -24,6 +24,7 @@ from recognize.errors import RecognizeError
 from recognize.labels import LABELS
 from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer, resolve_pooling
+from recognize.model.fusion import FUSIONS
 from recognize.model.modes import apply_mode, mark_initialised
 
 MEDIA_MODALITIES: tuple[str, ...] = ("A", "V")
@@ -60,9 +61,7 @@ MODEL_FLAGS = {"T": "--text-model", "A": "--audio-model", "V": "--video-model"}
 def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor] | None" = None) -> Built:
     """Load the backbones and preprocessors, resolve `auto` pooling into `config`, load
     `init_weights` (names and shapes that match), then apply the training mode."""
-    if len(config.modalities) > 1:
-        raise RecognizeError(f"--modal {config.modal}: fusion of several modalities is not available in this version; "
-                             "valid: T, A, V")
+    fusion_class = fusion_for(config)
     built = Built(model=None)  # type: ignore[arg-type]
     encoders: dict[str, nn.Module] = {}
     for modality in config.modalities:
@@ -78,11 +77,24 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
         else:
             built.video = VideoFrames(model_id, config.trust_remote_code)
             encoders["V"] = VideoEncoder(backbone)
-    built.model = EmotionModel(encoders, len(LABELS[config.task]), config.dropout)
+    fusion = None
+    if fusion_class is not None:
+        fusion = fusion_class([encoders[m].output_size for m in config.modalities], config.fusion_dim, config.lmf_rank)
+    built.model = EmotionModel(encoders, len(LABELS[config.task]), config.dropout, fusion)
     if init_weights:
         load_matching(built.model, init_weights)
     apply_mode(built.model, config.mode, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
     return built
+
+
+def fusion_for(config: ExperimentConfig) -> "type[nn.Module] | None":
+    """The fusion class of a run of several modalities (None for one); RecognizeError for
+    a name not in FUSIONS."""
+    if len(config.modalities) == 1:
+        return None
+    if config.fusion not in FUSIONS:
+        raise RecognizeError(f"--fusion: unknown value '{config.fusion}'; valid: {', '.join(FUSIONS)}")
+    return FUSIONS[config.fusion]
 
 
 def load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:

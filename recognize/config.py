@@ -41,7 +41,9 @@ class ExperimentConfig:
     text_model: str = _opt("sentence-transformers/all-mpnet-base-v2", "Text encoder: Hugging Face model id or local folder.")
     audio_model: str = _opt("facebook/wav2vec2-base", "Audio encoder: Hugging Face model id or local folder.")
     video_model: str = _opt("google/vivit-b-16x2-kinetics400", "Video encoder: Hugging Face model id or local folder.")
-    fusion: str = _opt("lmf", "Fusion network for several modalities.")
+    fusion: str = _opt("lmf", "Fusion network for several modalities: lmf, tfn or concat.")
+    fusion_dim: int = _opt(64, "Size of the fused vector the classification head reads (several modalities).")
+    lmf_rank: int = _opt(4, "Rank of LMF's modality-specific factors.")
     context: int = _opt(0, "Previous utterances of the dialogue added before the target, with speaker names (0 = utterance only).")
     pooling: str = _opt("auto", "Text pooling: auto (the model's own: mean for sentence-transformers, else CLS), cls or mean.")
     max_length: int = _opt(128, "Token budget per sample; the context is truncated first, never the target utterance.")
@@ -80,7 +82,7 @@ class ExperimentConfig:
         self.fusion = self.fusion.lower()
         if not re.fullmatch(r"[a-z0-9_]+", self.fusion):
             raise RecognizeError(f"--fusion: '{self.fusion}' is not a fusion name (letters, digits, underscores)")
-        for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r"):
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "fusion_dim", "lmf_rank"):
             if getattr(self, name) < 1:
                 raise RecognizeError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
         if self.context < 0:

@@ -8,7 +8,7 @@ from typing import Any
 from accelerate.utils import set_seed
 
 from recognize import checkpoint as ckpt
-from recognize.builder import build_model, eval_loader, has_split, load_rows, make_split, media_note, train_loader
+from recognize.builder import build_model, eval_loader, fusion_for, has_split, load_rows, make_split, media_note, train_loader
 from recognize.config import ExperimentConfig
 from recognize.dataset.meld import data_fingerprint
 from recognize.engine import class_weights, fit, process_state
@@ -34,7 +34,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         shutil.rmtree(run_dir)
     distributed.wait_for_everyone()
 
-    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")  # bad data fails before any model loads
+    fusion_for(config)  # bad flags and data fail before any model loads
+    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
     set_seed(config.seed)
     init_weights, lineage = _initial_weights(config.init_from)
     built = build_model(config, init_weights)

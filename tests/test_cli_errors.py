@@ -25,6 +25,8 @@ BAD_FLAGS: dict[str, str] = {
     "--missing-media drop": "error: --missing-media: unknown value 'drop'; valid: skip, zero",
     "--max-audio-seconds 0": "error: --max-audio-seconds: must be positive, got 0.0",
     "--workers -2": "error: --workers: 0 or more, or -1 for automatic, got -2",
+    "--lmf-rank 0": "error: --lmf-rank: must be at least 1, got 0",
+    "--modal T+A --fusion mean": "error: --fusion: unknown value 'mean'; valid: lmf, tfn, concat",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 

@@ -181,3 +181,21 @@ def test_a_folder_without_media_is_refused_before_training(meld_dir, encoders, t
     with pytest.raises(RecognizeError, match=r"audios/train: no such folder; --modal A reads audios/train/dia\{D\}_utt\{U\}\.flac"):
         train(config)
     assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("fusion", ["lmf", "tfn", "concat"])
+def test_text_and_audio_fused_train_evaluate_and_keep_every_row(media_meld, encoders, tiny_bert, tmp_path, fusion):
+    meld_dir, cases = media_meld
+    config = ExperimentConfig(data=str(meld_dir), modal="A+T", fusion=fusion, text_model=str(tiny_bert), pooling="mean",
+                              audio_model=str(encoders["tiny-wav2vec2"]), lr=1e-3, epochs=6, batch_size=16, workers=0,
+                              fusion_dim=16, output_dir=str(tmp_path))
+
+    folder = train(config)
+    result = evaluate(folder, split="dev")
+
+    assert folder.name == f"T+A--ET--{fusion.upper()}(tiny-bert+tiny-wav2vec2)"
+    assert result["weighted_f1"] > majority_weighted_f1(meld_dir, "dev") + 0.3
+    assert result["missing_media"]["rows_zero_filled"] == 1
+    assert sum(1 for _ in open(folder / "predictions-dev.csv")) == len(load_split(meld_dir, "dev")) + 1
+    stored = load_file(str(folder / "model.safetensors"))
+    assert any(key.startswith("fusion.") for key in stored)

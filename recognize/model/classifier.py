@@ -1,4 +1,5 @@
-"""EmotionModel: one encoder per modality, their pooled vectors joined, then a classification head.
+"""EmotionModel: one encoder per modality, their pooled vectors fused (several modalities:
+a network of `fusion.py`), then a classification head.
 
 A row whose clip of modality m is missing (the batch's `{m}_present` is False) was fed
 zeros; its pooled vector of m is masked to zero, so it carries no made-up evidence: a
@@ -9,12 +10,15 @@ from torch import nn
 
 
 class EmotionModel(nn.Module):
-    """encoders[m](batch[m]) -> pooled vectors -> head -> logits over the task's classes."""
+    """encoders[m](batch[m]) -> pooled vectors -> fusion (when given) -> head -> logits over
+    the task's classes. Without a fusion (one modality) the head reads the pooled vector."""
 
-    def __init__(self, encoders: dict[str, nn.Module], num_labels: int, dropout: float) -> None:
+    def __init__(self, encoders: dict[str, nn.Module], num_labels: int, dropout: float,
+                 fusion: "nn.Module | None" = None) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        width = sum(encoder.output_size for encoder in self.encoders.values())
+        self.fusion = fusion
+        width = fusion.output_size if fusion is not None else sum(e.output_size for e in self.encoders.values())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_labels))
         self.frozen_encoders = False
 
@@ -30,7 +34,8 @@ class EmotionModel(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         pooled = self.encode(batch)
-        return self.head(torch.cat([pooled[m] for m in self.encoders], dim=-1))
+        vectors = [pooled[m] for m in self.encoders]
+        return self.head(self.fusion(vectors) if self.fusion is not None else torch.cat(vectors, dim=-1))
 
     def train(self, mode: bool = True) -> "EmotionModel":
         """As nn.Module.train, except that frozen encoders always stay in eval mode (no dropout)."""

@@ -1,0 +1,82 @@
+"""Fusion networks against direct computations: LMF's sum over ranks of products of
+projections, gradients reaching every parameter, and LMF at full rank reproducing TFN."""
+
+import itertools
+
+import pytest
+import torch
+
+from recognize.model.fusion import FUSIONS, LMF, TFN
+
+SIZES = {2: [3, 4], 3: [3, 2, 4]}
+
+
+def vectors(sizes: list[int], batch: int = 5, seed: int = 0) -> list[torch.Tensor]:
+    """Random pooled vectors of the given sizes, float64."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, size, generator=generator, dtype=torch.float64) for size in sizes]
+
+
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_lmf_is_the_weighted_sum_over_ranks_of_products_of_projections(modalities):
+    sizes, rank, out = SIZES[modalities], 3, 2
+    torch.manual_seed(0)
+    lmf = LMF(sizes, out, rank).double()
+    with torch.no_grad():
+        lmf.fusion_bias.normal_()
+    zs = vectors(sizes)
+
+    expected = torch.zeros(5, out, dtype=torch.float64)
+    for b in range(5):
+        for o in range(out):
+            total = lmf.fusion_bias[o].item()
+            for i in range(rank):
+                product = 1.0
+                for z, factor in zip(zs, lmf.factors):
+                    extended = list(z[b].tolist()) + [1.0]
+                    product *= sum(extended[d] * factor[i, d, o].item() for d in range(len(extended)))
+                total += lmf.fusion_weights[0, i].item() * product
+            expected[b, o] = total
+
+    assert torch.allclose(lmf(zs), expected, atol=1e-12)
+    assert lmf([z[:1] for z in zs]).shape == (1, out)  # batch of one: nothing squeezed away
+
+
+@pytest.mark.parametrize("name", list(FUSIONS))
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_gradients_reach_every_parameter_of_every_fusion(name, modalities):
+    fusion = FUSIONS[name](SIZES[modalities], 4, 3).double()
+    fusion(vectors(SIZES[modalities])).square().sum().backward()
+
+    names = [n for n, _ in fusion.named_parameters()]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.parameters()), names
+    if name == "lmf":
+        assert {"fusion_weights", "fusion_bias"} <= set(names)
+
+
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_lmf_at_full_rank_reproduces_tfn_exactly(modalities):
+    """TFN maps the outer product T = [z_1, 1] x ... x [z_M, 1] linearly: h_o = <W_o, T> + c_o.
+    LMF with one rank per index tuple (j_1, ..., j_{M-1}) of the first M-1 extended vectors,
+    factors W_m^(i)[:, o] = e_{j_m} for m < M and W_M^(i)[:, o] = W_o[j_1, ..., j_{M-1}, :],
+    lambda = 1 and b = c, computes sum over the tuples of prod_{m<M} z_m[j_m] * <z_M, W_o[j..]>,
+    which is <W_o, T>: so LMF at rank prod_{m<M}(d_m + 1) can represent any TFN."""
+    sizes, out = SIZES[modalities], 3
+    torch.manual_seed(1)
+    tfn = TFN(sizes, out).double()
+    extended = [size + 1 for size in sizes]
+    tuples = list(itertools.product(*(range(e) for e in extended[:-1])))
+    lmf = LMF(sizes, out, rank=len(tuples)).double()
+    weight = tfn.linear.weight.detach().reshape(out, *extended)
+    with torch.no_grad():
+        for factor in lmf.factors:
+            factor.zero_()
+        for i, index in enumerate(tuples):
+            for m, j in enumerate(index):
+                lmf.factors[m][i, j, :] = 1.0
+            lmf.factors[-1][i] = weight[(slice(None), *index)].T
+        lmf.fusion_weights.fill_(1.0)
+        lmf.fusion_bias.copy_(tfn.linear.bias)
+
+    zs = vectors(sizes)
+    assert torch.allclose(lmf(zs), tfn(zs), atol=1e-10)
