@@ -9,10 +9,12 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile
 
 from recognize.dataset.prepare import RAW_FOLDERS
-from recognize.dataset.synthetic import (AUDIO_RATE, BROKEN_ROWS, COLOURS, FINAL_VIDEO_COPIES, LONG_SECONDS, NO_ROW_CLIP,
-                                         broken_cases, tone_hz, write_clip, write_synthetic_meld_raw)
+from recognize.dataset.synthetic import (AUDIO_RATE, BROKEN_ROWS, COLOURS, CUES, FINAL_VIDEO_COPIES, JOINT_LABELS,
+                                         LONG_SECONDS, NO_ROW_CLIP, broken_cases, tone_hz, write_clip, write_joint_meld,
+                                         write_synthetic_meld_raw)
 from recognize.labels import EMOTIONS
 
 
@@ -103,3 +105,20 @@ def test_raw_folder_without_broken_cases_is_whole(tmp_path: Path) -> None:
         for name in names:
             with av.open(str(folder / subfolder / name)) as container:
                 assert container.streams.audio and container.streams.video
+
+
+def test_joint_folder_labels_are_the_exclusive_or_of_the_text_cue_and_the_tone(tmp_path):
+    folder = write_joint_meld(tmp_path / "joint", seed=0, dialogues={"train": 6, "dev": 2, "test": 2})
+
+    agreements = []
+    for split in ("train", "dev", "test"):
+        rows = pd.read_csv(folder / f"{split}_sent_emo.csv", dtype=str, keep_default_na=False)
+        for text, emotion, dialogue, utterance in zip(rows["Utterance"], rows["Emotion"], rows["Dialogue_ID"], rows["Utterance_ID"]):
+            text_cue = [i for i, label in enumerate(JOINT_LABELS) if set(text.split()) & set(CUES[label])]
+            wave, rate = soundfile.read(folder / "audios" / split / f"dia{dialogue}_utt{utterance}.flac")
+            peak_hz = np.abs(np.fft.rfft(wave)).argmax() * rate / len(wave)
+            audio_cue = [i for i, label in enumerate(JOINT_LABELS) if abs(peak_hz - tone_hz(EMOTIONS.index(label))) < 2]
+            assert rate == 16000 and len(text_cue) == 1 and len(audio_cue) == 1
+            assert emotion == JOINT_LABELS[int(text_cue[0] != audio_cue[0])]
+            agreements.append((text_cue[0], audio_cue[0]))
+    assert len(set(agreements)) == 4  # every combination occurs: neither cue alone decides the label

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pandas as pd
+import soundfile
 from PIL import Image
 
 from recognize.dataset.media import clip_name
@@ -147,12 +148,16 @@ def panning_texture(frames: int, width: int, height: int, seed: int) -> np.ndarr
     return np.asarray(Image.fromarray(small).resize((width + 4 * frames, height), Image.BICUBIC))
 
 
+def tone(emotion_index: int, samples: int, rate: int) -> np.ndarray:
+    """(samples,) float32 at `rate` Hz: the emotion's tone (`tone_hz`) at amplitude 0.3."""
+    return (0.3 * np.sin(2 * np.pi * tone_hz(emotion_index) * np.arange(samples) / rate)).astype(np.float32)
+
+
 def clip_sound(emotion_index: int, samples: int, silent: bool) -> np.ndarray:
-    """(2, samples) float32 stereo at AUDIO_RATE: the emotion's tone at amplitude 0.3, or zeros."""
+    """(2, samples) float32 stereo at AUDIO_RATE: the emotion's tone, or zeros."""
     if silent:
         return np.zeros((2, samples), dtype=np.float32)
-    wave = 0.3 * np.sin(2 * np.pi * tone_hz(emotion_index) * np.arange(samples) / AUDIO_RATE)
-    return np.repeat(wave[None].astype(np.float32), 2, axis=0)
+    return np.repeat(tone(emotion_index, samples, AUDIO_RATE)[None], 2, axis=0)
 
 
 def write_clip(path: "str | Path", emotion_index: int, seconds: float = CLIP_SECONDS, width: int = 64,
@@ -264,3 +269,34 @@ def _row_names(folder: "str | Path", split: str) -> list[str]:
 def _names(rows: pd.DataFrame) -> list[str]:
     """dia{D}_utt{U} for each row of a raw MELD CSV frame."""
     return [clip_name(int(d), int(u)) for d, u in zip(rows["Dialogue_ID"], rows["Utterance_ID"])]
+
+
+JOINT_LABELS: tuple[str, str] = ("neutral", "joy")
+"""The two emotions of `write_joint_meld`: neutral when text and audio agree, joy when they differ."""
+JOINT_AUDIO_RATE = 16000
+"""The sample rate of `write_joint_meld`'s flac files, as `prepare` writes them."""
+
+
+def write_joint_meld(folder: "str | Path", seed: int = 0, dialogues: "dict[str, int] | None" = None) -> Path:
+    """Write a prepared MELD folder (the three CSVs and `audios/{split}/dia{D}_utt{U}.flac`,
+    16 kHz mono, CLIP_SECONDS long) whose label needs text and audio together, and return
+    its path. Each row's utterance carries a cue word of one of JOINT_LABELS and its audio
+    the tone of one of them, drawn independently; the emotion is the first label when the
+    two agree and the second when they differ (an exclusive or), so either modality alone
+    says nothing about it."""
+    folder = write_synthetic_meld(folder, seed=seed, noise=0.0, dialogues=dialogues or RAW_DIALOGUES)
+    rng = np.random.default_rng([seed, 1])
+    samples = round(CLIP_SECONDS * JOINT_AUDIO_RATE)
+    for split in RAW_FOLDERS:
+        path = folder / f"{split}_sent_emo.csv"
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+        text_cue, audio_cue = rng.integers(0, 2, len(rows)), rng.integers(0, 2, len(rows))
+        rows["Utterance"] = [utterance(rng, JOINT_LABELS[cue], noise=0.0) for cue in text_cue]
+        rows["Emotion"] = [JOINT_LABELS[int(t != a)] for t, a in zip(text_cue, audio_cue)]
+        rows["Sentiment"] = [SENTIMENT_OF[emotion] for emotion in rows["Emotion"]]
+        rows.to_csv(path, index=False)
+        audios = folder / "audios" / split
+        audios.mkdir(parents=True, exist_ok=True)
+        for name, cue in zip(_names(rows), audio_cue):
+            soundfile.write(audios / f"{name}.flac", tone(EMOTIONS.index(JOINT_LABELS[cue]), samples, JOINT_AUDIO_RATE), JOINT_AUDIO_RATE)
+    return folder
