@@ -1,12 +1,17 @@
 """Fusion networks against direct computations: LMF's sum over ranks of products of
-projections, gradients reaching every parameter, and LMF at full rank reproducing TFN."""
+projections, gradients reaching every parameter, and LMF at full rank reproducing TFN;
+and fusion learning a label that needs text and audio together."""
 
 import itertools
+import json
 
 import pytest
 import torch
 
+from recognize import ExperimentConfig, train
+from recognize.dataset.synthetic import write_joint_meld
 from recognize.model.fusion import FUSIONS, LMF, TFN
+from recognize.tiny import write_tiny_wav2vec2
 
 SIZES = {2: [3, 4], 3: [3, 2, 4]}
 
@@ -80,3 +85,25 @@ def test_lmf_at_full_rank_reproduces_tfn_exactly(modalities):
 
     zs = vectors(sizes)
     assert torch.allclose(lmf(zs), tfn(zs), atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def joint_runs(tmp_path_factory, tiny_bert) -> dict:
+    """Frozen-backbone runs on data whose label is the exclusive or of a text cue and a tone:
+    text alone, audio alone, and text + audio with each multiplicative fusion."""
+    tmp = tmp_path_factory.mktemp("joint")
+    data = write_joint_meld(tmp / "MELD", seed=0, dialogues={"train": 80, "dev": 20, "test": 20})
+    speech = write_tiny_wav2vec2(tmp / "tiny-wav2vec2")
+    settings = dict(data=str(data), text_model=str(tiny_bert), audio_model=str(speech), pooling="mean", mode="frozen",
+                    lr=1e-2, epochs=25, batch_size=16, fusion_dim=32, workers=0, output_dir=str(tmp / "checkpoints"))
+    runs = {"T": ExperimentConfig(modal="T", **settings), "A": ExperimentConfig(modal="A", **settings)}
+    runs.update({fusion: ExperimentConfig(modal="T+A", fusion=fusion, **settings) for fusion in ("lmf", "tfn")})
+    return {name: json.loads((train(config) / "metrics.json").read_text()) for name, config in runs.items()}
+
+
+@pytest.mark.parametrize("fusion", ["lmf", "tfn"])
+def test_multiplicative_fusion_learns_what_neither_modality_shows_alone(joint_runs, fusion):
+    best_single = max(joint_runs[m]["test"]["accuracy"] for m in ("T", "A"))
+    assert best_single < 0.66  # chance is about 0.5: neither modality alone tells the label
+    assert joint_runs[fusion]["test"]["accuracy"] > best_single + 0.15
+    assert joint_runs[fusion]["dev"]["accuracy"] > 0.8
