@@ -61,14 +61,16 @@ def test_gradients_reach_every_parameter_of_every_fusion(name, modalities):
 
 @pytest.mark.parametrize("modalities", [2, 3])
 def test_lmf_at_full_rank_reproduces_tfn_exactly(modalities):
-    """TFN maps the outer product T = [z_1, 1] x ... x [z_M, 1] linearly: h_o = <W_o, T> + c_o.
+    """TFN maps the outer product T = [z_1, 1] x ... x [z_M, 1] of its projected vectors
+    z_m linearly: h_o = <W_o, T> + c_o.
     LMF with one rank per index tuple (j_1, ..., j_{M-1}) of the first M-1 extended vectors,
     factors W_m^(i)[:, o] = e_{j_m} for m < M and W_M^(i)[:, o] = W_o[j_1, ..., j_{M-1}, :],
     lambda = 1 and b = c, computes sum over the tuples of prod_{m<M} z_m[j_m] * <z_M, W_o[j..]>,
     which is <W_o, T>: so LMF at rank prod_{m<M}(d_m + 1) can represent any TFN."""
     sizes, out = SIZES[modalities], 3
     torch.manual_seed(1)
-    tfn = TFN(sizes, out).double()
+    tfn = TFN([8] * modalities, out, projection=sizes[0]).double()
+    sizes = [sizes[0]] * modalities  # the projected vectors' sizes
     extended = [size + 1 for size in sizes]
     tuples = list(itertools.product(*(range(e) for e in extended[:-1])))
     lmf = LMF(sizes, out, rank=len(tuples)).double()
@@ -83,8 +85,9 @@ def test_lmf_at_full_rank_reproduces_tfn_exactly(modalities):
         lmf.fusion_weights.fill_(1.0)
         lmf.fusion_bias.copy_(tfn.linear.bias)
 
-    zs = vectors(sizes)
-    assert torch.allclose(lmf(zs), tfn(zs), atol=1e-10)
+    raw = vectors([8] * modalities)
+    projected = [project(z) for project, z in zip(tfn.projections, raw)]
+    assert torch.allclose(lmf(projected), tfn(raw), atol=1e-10)
 
 
 @pytest.fixture(scope="module")

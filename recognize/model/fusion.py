@@ -41,21 +41,25 @@ class LMF(nn.Module):
 
 
 class TFN(nn.Module):
-    """Tensor Fusion (Zadeh et al., EMNLP 2017): the outer product of the 1-appended vectors,
-    flattened (row-major, first modality slowest), then a linear layer to `output_size`.
-    `rank` is unused."""
+    """Tensor Fusion (Zadeh et al., EMNLP 2017): each vector goes through its own linear
+    layer and ReLU to `projection` values (the paper's modality subnetworks; the outer
+    product of three 768-wide vectors would hold 455 million values), then the outer product
+    of the 1-appended projections, flattened (row-major, first modality slowest), is mapped
+    linearly to `output_size`. `rank` is unused."""
 
-    def __init__(self, input_sizes: list[int], output_size: int, rank: int = 0) -> None:
+    def __init__(self, input_sizes: list[int], output_size: int, rank: int = 0, projection: int = 32) -> None:
         super().__init__()
-        width = 1
-        for size in input_sizes:
-            width *= size + 1
-        self.linear = nn.Linear(width, output_size)
+        self.projections = nn.ModuleList(nn.Sequential(nn.Linear(size, projection), nn.ReLU()) for size in input_sizes)
+        self.linear = nn.Linear((projection + 1) ** len(input_sizes), output_size)
         self.output_size = output_size
 
     def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
-        tensor = with_one(vectors[0])
-        for vector in vectors[1:]:
+        return self.fuse([project(vector) for project, vector in zip(self.projections, vectors)])
+
+    def fuse(self, projected: list[torch.Tensor]) -> torch.Tensor:
+        """The linear map of the outer product of the 1-appended `projected` vectors."""
+        tensor = with_one(projected[0])
+        for vector in projected[1:]:
             tensor = torch.einsum("bi,bj->bij", tensor, with_one(vector)).flatten(1)
         return self.linear(tensor)
 
