@@ -29,13 +29,13 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
         raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
+    fusion_for(config)  # bad flags and data fail before any model loads or an old run is replaced
+    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
     distributed = process_state()
     if overwrite and run_dir.exists() and distributed.is_main_process:
         shutil.rmtree(run_dir)
     distributed.wait_for_everyone()
 
-    fusion_for(config)  # bad flags and data fail before any model loads
-    train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
     set_seed(config.seed)
     init_weights, lineage = _initial_weights(config.init_from)
     built = build_model(config, init_weights)

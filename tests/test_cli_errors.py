@@ -110,6 +110,17 @@ def test_existing_checkpoint_needs_overwrite_or_resume(meld_dir: Path, tmp_path:
     assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
 
 
+def test_overwrite_with_bad_data_keeps_the_old_run(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    run_dir = ExperimentConfig(data=str(meld_dir), modal="A", audio_model=str(tiny_bert), output_dir=str(tmp_path / "ck")).run_dir
+    run_dir.mkdir(parents=True)
+    (run_dir / "notes.txt").write_text("keep me")
+
+    line = error_line("train", meld_dir, "--modal", "A", "--audio-model", tiny_bert, "--output-dir", tmp_path / "ck", "--overwrite")
+
+    assert line.startswith(f"error: {meld_dir / 'audios' / 'train'}: no such folder")
+    assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
+
+
 def test_eval_missing_folder(tmp_path: Path) -> None:
     folder = tmp_path / "no-run"
 
