@@ -131,13 +131,12 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
     rows = load_rows(config, split) if rows is None else rows
     indexes = {m: index_media(config.data, split, rows, m) for m in config.modalities if m in MEDIA_MODALITIES}
     report: dict[str, Any] = {m: index.summary() for m, index in indexes.items()}
-    keep = np.ones(len(rows), dtype=bool)
-    if training and config.missing_media == "skip":
-        for index in indexes.values():
-            keep &= np.array([path is not None for path in index.paths], dtype=bool)
+    absent = np.zeros(len(rows), dtype=bool)  # rows missing the clip of at least one modality
+    for index in indexes.values():
+        absent |= np.array([path is None for path in index.paths], dtype=bool)
+    keep = ~absent if training and config.missing_media == "skip" else np.ones(len(rows), dtype=bool)
     if indexes:
         report["rows_skipped"] = int((~keep).sum())
-        absent = np.array([[path is None for path in index.paths] for index in indexes.values()]).any(axis=0)
         report["rows_zero_filled"] = int((absent & keep).sum())
     if not keep.any():
         raise RecognizeError(f"{config.data}: no {split} row has a usable clip for --modal {config.modal}; "

@@ -44,12 +44,7 @@ def write_tiny_videomae(folder: "str | Path", hidden: int = 32, seed: int = 0) -
     config = VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=hidden,
                             num_hidden_layers=2, num_attention_heads=2, intermediate_size=hidden * 2)
     VideoMAEModel(config).save_pretrained(folder)
-    processor = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 32},
-                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
-                 "do_rescale": True, "do_resize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
-                 "resample": 2, "rescale_factor": 1 / 255}
-    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
-    return folder
+    return write_video_processor(folder, "VideoMAEImageProcessor")
 
 
 def write_tiny_vivit(folder: "str | Path", hidden: int = 32, seed: int = 0) -> Path:
@@ -60,9 +55,17 @@ def write_tiny_vivit(folder: "str | Path", hidden: int = 32, seed: int = 0) -> P
     config = VivitConfig(image_size=32, num_frames=4, tubelet_size=[2, 8, 8], hidden_size=hidden, num_hidden_layers=2,
                          num_attention_heads=2, intermediate_size=hidden * 2)
     VivitModel(config).save_pretrained(folder)
-    processor = {"image_processor_type": "VivitImageProcessor", "size": {"shortest_edge": 32},
+    return write_video_processor(folder, "VivitImageProcessor", rescale_factor=1 / 127.5, offset=True)
+
+
+def write_video_processor(folder: "str | Path", processor_type: str, **settings) -> Path:
+    """Write `folder`'s preprocessor_config.json for 32x32 frames (short side resized to 32,
+    centre crop 32x32, rescaled by 1/255 and normalised with mean = std = 0.5 unless
+    `settings` say otherwise) of image processor class `processor_type`."""
+    folder = Path(folder)
+    processor = {"image_processor_type": processor_type, "size": {"shortest_edge": 32},
                  "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
-                 "do_rescale": True, "do_resize": True, "offset": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
-                 "resample": 2, "rescale_factor": 1 / 127.5}
+                 "do_rescale": True, "do_resize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
+                 "resample": 2, "rescale_factor": 1 / 255, **settings}
     (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder

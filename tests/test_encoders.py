@@ -3,7 +3,6 @@ configs and loaded through `from_pretrained`: the pooled vector equals a direct 
 (or the CLS token) of the backbone's output, padding does not leak into it where the model
 takes a mask, and LoRA finds each architecture's query/value projections."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from recognize.dataset.video import VideoFrames
 from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import AudioEncoder, VideoEncoder, load_backbone
 from recognize.model.modes import apply_mode
-from recognize.tiny import write_tiny_videomae, write_tiny_vivit
+from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_video_processor
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 CONV = dict(conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16,
@@ -116,12 +115,7 @@ def save_timesformer(folder: Path) -> Path:
     """A tiny TimeSformer over 4 frames of 32x32, with a VideoMAE-style processor config."""
     torch.manual_seed(0)
     TimesformerModel(TimesformerConfig(image_size=32, patch_size=8, num_frames=4, **SMALL)).save_pretrained(folder)
-    processor = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 32},
-                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
-                 "do_rescale": True, "do_resize": True, "image_mean": [0.45] * 3, "image_std": [0.225] * 3,
-                 "resample": 2, "rescale_factor": 1 / 255}
-    (folder / "preprocessor_config.json").write_text(json.dumps(processor))
-    return folder
+    return write_video_processor(folder, "VideoMAEImageProcessor", image_mean=[0.45] * 3, image_std=[0.225] * 3)
 
 
 VIDEO = {  # name -> (writer, pooling, LoRA's projection names)

@@ -19,6 +19,7 @@ import soundfile
 from PIL import Image
 
 from recognize.dataset.media import clip_name
+from recognize.dataset.meld import SPLITS
 from recognize.dataset.prepare import RAW_FOLDERS
 from recognize.labels import EMOTIONS
 
@@ -287,7 +288,7 @@ def write_joint_meld(folder: "str | Path", seed: int = 0, dialogues: "dict[str, 
     folder = write_synthetic_meld(folder, seed=seed, noise=0.0, dialogues=dialogues or RAW_DIALOGUES)
     rng = np.random.default_rng([seed, 1])
     samples = round(CLIP_SECONDS * JOINT_AUDIO_RATE)
-    for split in RAW_FOLDERS:
+    for split in SPLITS:
         path = folder / f"{split}_sent_emo.csv"
         rows = pd.read_csv(path, dtype=str, keep_default_na=False)
         text_cue, audio_cue = rng.integers(0, 2, len(rows)), rng.integers(0, 2, len(rows))

@@ -114,16 +114,11 @@ class VideoFrames:
                 f"video model '{model_id}': its config has no num_frames (expected a video model such as "
                 "VideoMAE, ViViT or TimeSformer)"
             )
-        self._num_frames = int(config.num_frames)
+        self.num_frames = int(config.num_frames)  # frames per clip the model takes
         self.size = _resize_target(model_id, processor.size) if processor.do_resize else None
         self.crop = _crop_target(model_id, processor.crop_size) if processor.do_center_crop else None
         self.mode = RESIZE_MODES.get(processor.resample, "bilinear")
         self.scale, self.shift = _affine(processor)
-
-    @property
-    def num_frames(self) -> int:
-        """How many frames per clip the model takes."""
-        return self._num_frames
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 RGB frames -> (T, 3, H', W') float32 model input."""

@@ -124,4 +124,3 @@ class VideoEncoder(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.backbone(pixel_values=inputs["pixel_values"]).last_hidden_state
         return hidden[:, 0] if self.pooling == "cls" else hidden.mean(dim=1)
-
