@@ -26,7 +26,7 @@ BAD_FLAGS: dict[str, str] = {
     "--max-audio-seconds 0": "error: --max-audio-seconds: must be positive, got 0.0",
     "--workers -2": "error: --workers: 0 or more, or -1 for automatic, got -2",
     "--lmf-rank 0": "error: --lmf-rank: must be at least 1, got 0",
-    "--modal T+A --fusion mean": "error: --fusion: unknown value 'mean'; valid: lmf, tfn, concat",
+    "--modal T+A --fusion mean": "error: --fusion: unknown value 'mean'; valid: lmf, tfn, concat, attention",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 

@@ -35,7 +35,9 @@ class EmotionModel(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         pooled = self.encode(batch)
         vectors = [pooled[m] for m in self.encoders]
-        return self.head(self.fusion(vectors) if self.fusion is not None else torch.cat(vectors, dim=-1))
+        if self.fusion is None:
+            return self.head(torch.cat(vectors, dim=-1))
+        return self.head(self.fusion(vectors, [batch.get(f"{m}_present") for m in self.encoders]))
 
     def train(self, mode: bool = True) -> "EmotionModel":
         """As nn.Module.train, except that frozen encoders always stay in eval mode (no dropout)."""

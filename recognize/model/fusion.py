@@ -1,14 +1,21 @@
 """Fusion networks: the pooled vectors of several modalities, in the model's modality order,
 -> one vector of `output_size` for the classification head. `FUSIONS` maps each `--fusion`
-name to its class; each takes (input_sizes, output_size, rank).
+name to its class; each takes (input_sizes, output_size, rank) and is called with the
+vectors and, per modality, which rows have it (`present`, (B,) booleans, or None: all).
 
 A modality missing from a row arrives as a zero vector (see `classifier.py`). In LMF and
 TFN its 1-appended vector is then (0, ..., 0, 1): the modality contributes only its
-constant factor row, the same for every row without it, so the others decide.
+constant factor row, the same for every row without it, so the others decide. The
+attention fusion leaves it out of the keys it attends to.
 """
+
+from typing import Optional
 
 import torch
 from torch import nn
+
+Presence = Optional[list[Optional[torch.Tensor]]]
+"""Per modality, (B,) booleans marking the rows that have it, or None (every row has it)."""
 
 
 def with_one(vector: torch.Tensor) -> torch.Tensor:
@@ -32,7 +39,7 @@ class LMF(nn.Module):
         nn.init.xavier_normal_(self.fusion_weights)
         self.output_size = output_size
 
-    def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
         product = None
         for vector, factor in zip(vectors, self.factors):
             projected = torch.einsum("bd,rdo->bro", with_one(vector), factor)  # (B, rank, output)
@@ -53,7 +60,7 @@ class TFN(nn.Module):
         self.linear = nn.Linear((projection + 1) ** len(input_sizes), output_size)
         self.output_size = output_size
 
-    def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
         return self.fuse([project(vector) for project, vector in zip(self.projections, vectors)])
 
     def fuse(self, projected: list[torch.Tensor]) -> torch.Tensor:
@@ -65,17 +72,61 @@ class TFN(nn.Module):
 
 
 class Concat(nn.Module):
-    """The baseline: the vectors side by side, then a linear layer and ReLU to `output_size`.
-    `rank` is unused."""
+    """The baseline: the vectors side by side, then a two-layer perceptron (hidden width
+    2 x `output_size`, ReLU after each layer). With one layer, a label that needs both
+    modalities together (an exclusive or) was not even fitted on the training rows within
+    25 epochs; two layers learn it (tests/test_fusion.py). `rank` is unused."""
 
     def __init__(self, input_sizes: list[int], output_size: int, rank: int = 0) -> None:
         super().__init__()
-        self.linear = nn.Linear(sum(input_sizes), output_size)
+        self.layers = nn.Sequential(nn.Linear(sum(input_sizes), 2 * output_size), nn.ReLU(),
+                                    nn.Linear(2 * output_size, output_size), nn.ReLU())
         self.output_size = output_size
 
-    def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
-        return torch.relu(self.linear(torch.cat(vectors, dim=-1)))
+    def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
+        return self.layers(torch.cat(vectors, dim=-1))
 
 
-FUSIONS: dict[str, type[nn.Module]] = {"lmf": LMF, "tfn": TFN, "concat": Concat}
+class TextLedAttention(nn.Module):
+    """Cross-modal attention led by the first modality (text, when the run has it), after
+    TelME's fusion (Yun et al., NAACL 2024), where the non-verbal modalities shift the text
+    representation. Each vector is projected to `output_size` and layer-normalised (p_m);
+    the lead's projection queries all of them with multi-head attention (4 heads, or 1 when
+    `output_size` is not a multiple of 4), rows lacking a non-lead modality not attending to
+    it; a gate decides per dimension how far the attended context c shifts the lead:
+    h = p_lead + sigmoid(W_g [p_lead; c]) * c, and the output is ReLU(W_o h). `rank` is unused."""
+
+    def __init__(self, input_sizes: list[int], output_size: int, rank: int = 0) -> None:
+        super().__init__()
+        self.projections = nn.ModuleList(nn.Sequential(nn.Linear(size, output_size), nn.LayerNorm(output_size))
+                                         for size in input_sizes)
+        heads = 4 if output_size % 4 == 0 else 1
+        self.attention = nn.MultiheadAttention(output_size, heads, batch_first=True)
+        self.gate = nn.Linear(2 * output_size, output_size)
+        self.output = nn.Linear(output_size, output_size)
+        self.output_size = output_size
+
+    def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
+        tokens = torch.stack([project(vector) for project, vector in zip(self.projections, vectors)], dim=1)  # (B, M, D)
+        lead = tokens[:, :1]
+        context, _ = self.attention(lead, tokens, tokens, key_padding_mask=self.ignored_keys(tokens, present),
+                                    need_weights=False)
+        lead, context = lead[:, 0], context[:, 0]
+        shift = torch.sigmoid(self.gate(torch.cat([lead, context], dim=-1))) * context
+        return torch.relu(self.output(lead + shift))
+
+    @staticmethod
+    def ignored_keys(tokens: torch.Tensor, present: Presence) -> Optional[torch.Tensor]:
+        """(B, M) True where a row lacks a modality, never for the lead (so every row attends
+        to something), or None when every row has every modality."""
+        if present is None or all(p is None for p in present[1:]):
+            return None
+        ignored = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        for index, rows in enumerate(present[1:], start=1):
+            if rows is not None:
+                ignored[:, index] = ~rows.to(device=tokens.device, dtype=torch.bool)
+        return ignored
+
+
+FUSIONS: dict[str, type[nn.Module]] = {"lmf": LMF, "tfn": TFN, "concat": Concat, "attention": TextLedAttention}
 """`--fusion` name -> fusion class."""
