@@ -41,7 +41,7 @@ class ExperimentConfig:
     text_model: str = _opt("sentence-transformers/all-mpnet-base-v2", "Text encoder: Hugging Face model id or local folder.")
     audio_model: str = _opt("facebook/wav2vec2-base", "Audio encoder: Hugging Face model id or local folder.")
     video_model: str = _opt("google/vivit-b-16x2-kinetics400", "Video encoder: Hugging Face model id or local folder.")
-    fusion: str = _opt("lmf", "Fusion network for several modalities: lmf, tfn or concat.")
+    fusion: str = _opt("lmf", "Fusion network for several modalities: lmf, tfn, concat or attention (text-led cross-modal attention).")
     fusion_dim: int = _opt(64, "Size of the fused vector the classification head reads (several modalities).")
     lmf_rank: int = _opt(4, "Rank of LMF's modality-specific factors.")
     context: int = _opt(0, "Previous utterances of the dialogue added before the target, with speaker names (0 = utterance only).")
@@ -53,6 +53,7 @@ class ExperimentConfig:
     epochs: int = _opt(4, "Training epochs (upper bound when early stopping is on).")
     batch_size: int = _opt(32, "Samples per optimiser step on each device (before gradient accumulation).")
     lr: Optional[float] = _opt(None, "Peak learning rate (default: 2e-5 full, 2e-4 lora, 1e-3 frozen).")
+    head_lr: Optional[float] = _opt(None, "Peak learning rate of the fusion and the classification head (default: --lr); layers trained from scratch on a pretrained backbone often want more.")
     weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norms).")
     warmup: float = _opt(0.1, "Warm-up as a fraction of all optimiser steps, then linear decay to 0.")
     grad_clip: float = _opt(1.0, "Clip the gradient norm to this value (0 = off).")
@@ -102,6 +103,11 @@ class ExperimentConfig:
     def learning_rate(self) -> float:
         """The peak learning rate: `lr` if given, else the mode's default."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
+
+    @property
+    def head_learning_rate(self) -> float:
+        """The peak learning rate of the fusion and the head: `head_lr` if given, else `learning_rate`."""
+        return self.head_lr if self.head_lr is not None else self.learning_rate
 
     def model_id(self, modality: str) -> str:
         """The Hugging Face id or folder of the encoder for `modality` ("T", "A" or "V")."""

@@ -59,15 +59,20 @@ def process_state() -> PartialState:
 
 
 def make_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; no weight decay on biases and norm weights;
-    the fused kernel on GPU."""
-    decay, no_decay = [], []
+    """AdamW over the trainable parameters: the encoders' at `learning_rate`, the fusion's
+    and head's at `head_learning_rate`; no weight decay on biases and norm weights; the
+    fused kernel on GPU."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if param.ndim < 2 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = torch.cuda.is_available() and all(p.is_cuda for p in decay + no_decay)
-    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused or None)
+            groups.setdefault((name.startswith("encoders."), param.ndim >= 2), []).append(param)
+    params = [p for group in groups.values() for p in group]
+    fused = torch.cuda.is_available() and all(p.is_cuda for p in params)
+    return torch.optim.AdamW(
+        [{"params": group, "lr": config.learning_rate if encoder else config.head_learning_rate,
+          "weight_decay": config.weight_decay if decays else 0.0}
+         for (encoder, decays), group in sorted(groups.items(), reverse=True)],  # encoders' first: history's lr
+        lr=config.learning_rate, fused=fused or None)
 
 
 def class_weights(labels: np.ndarray, num_labels: int) -> torch.Tensor:

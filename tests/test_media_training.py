@@ -17,6 +17,7 @@ from recognize.dataset.meld import label_ids, load_split
 from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import broken_cases, write_synthetic_meld_raw
 from recognize.errors import RecognizeError
+from recognize.model.fusion import FUSIONS
 from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_tiny_wav2vec2
 
 DIALOGUES = {"train": 24, "dev": 6, "test": 6}
@@ -183,12 +184,12 @@ def test_a_folder_without_media_is_refused_before_training(meld_dir, encoders, t
     assert not (tmp_path / "ck").exists()
 
 
-@pytest.mark.parametrize("fusion", ["lmf", "tfn", "concat"])
+@pytest.mark.parametrize("fusion", list(FUSIONS))
 def test_text_and_audio_fused_train_evaluate_and_keep_every_row(media_meld, encoders, tiny_bert, tmp_path, fusion):
     meld_dir, cases = media_meld
     config = ExperimentConfig(data=str(meld_dir), modal="A+T", fusion=fusion, text_model=str(tiny_bert), pooling="mean",
-                              audio_model=str(encoders["tiny-wav2vec2"]), lr=1e-3, epochs=6, batch_size=16, workers=0,
-                              fusion_dim=16, output_dir=str(tmp_path))
+                              audio_model=str(encoders["tiny-wav2vec2"]), lr=1e-3, head_lr=1e-2, epochs=6, batch_size=16,
+                              workers=0, fusion_dim=16, output_dir=str(tmp_path))
 
     folder = train(config)
     result = evaluate(folder, split="dev")

@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 from recognize import ExperimentConfig, evaluate, train
 from recognize import engine
 from recognize import run as run_module
+from recognize.builder import build_model
+from recognize.engine import make_optimizer
 from recognize.dataset.meld import label_ids, load_split
 from recognize.model.encoders import load_backbone
 
@@ -195,3 +197,18 @@ def test_gradient_accumulation_steps_the_schedule_once_per_accumulated_batch(mel
     batches = -(-len(load_split(meld_dir, "train")) // 8)
     steps_per_epoch = -(-batches // 3)
     assert lrs == pytest.approx([1e-3 * (1 - steps_per_epoch / (2 * steps_per_epoch)), 0.0])
+
+
+def test_head_lr_applies_to_the_fusion_and_head_and_lr_to_the_encoders(tiny_bert):
+    config = ExperimentConfig(modal="T", mode="full", text_model=str(tiny_bert), lr=1e-4, head_lr=5e-3)
+    model = build_model(config).model
+    optimizer = make_optimizer(model, config)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    named = dict(model.named_parameters())
+    assert set(lr_of) == {id(p) for p in named.values()}
+    assert all(lr_of[id(p)] == (1e-4 if name.startswith("encoders.") else 5e-3) for name, p in named.items())
+    assert all(decay_of[id(p)] == (0.01 if p.ndim >= 2 else 0.0) for p in named.values())
+    assert optimizer.param_groups[0]["lr"] == 1e-4  # history.csv's lr column follows the encoders'
+    default = make_optimizer(model, ExperimentConfig(modal="T", text_model=str(tiny_bert), lr=1e-4))
+    assert {group["lr"] for group in default.param_groups} == {1e-4}
