@@ -38,6 +38,8 @@ class Built:
     tokenizer: Any = None
     audio: Optional[AudioFeatures] = None
     video: Optional[VideoFrames] = None
+    initialised: list[str] = field(default_factory=list)
+    """Names of the tensors loaded from `init_weights` (an earlier stage), sorted."""
 
     @property
     def pad_token_id(self) -> int:
@@ -82,7 +84,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
         fusion = fusion_class([encoders[m].output_size for m in config.modalities], config.fusion_dim, config.lmf_rank)
     built.model = EmotionModel(encoders, len(LABELS[config.task]), config.dropout, fusion)
     if init_weights:
-        load_matching(built.model, init_weights)
+        built.initialised = load_matching(built.model, init_weights)
     apply_mode(built.model, config.mode, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
     return built
 

@@ -91,6 +91,8 @@ def evaluate_command(
 
     metrics = evaluate(checkpoint, split=split, data=data)
     console.print(metrics_table(escape(f"{checkpoint.name}: {split} ({metrics['samples']} utterances)"), metrics))
+    sources = f" (initialised from {', '.join(metrics['initialised_from'])})" if metrics["initialised_from"] else ""
+    console.print(escape(f"training: {metrics['training']}{sources}"), highlight=False)
     console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'} and {checkpoint / f'predictions-{split}.csv'}"), highlight=False)
 
 

@@ -13,6 +13,7 @@ from recognize.builder import Built, SplitData, build_model, eval_loader, make_s
 from recognize.config import ExperimentConfig
 from recognize.engine import make_accelerator, predict, process_state
 from recognize.errors import RecognizeError
+from recognize.lineage import record_stages
 from recognize.metrics import classification_metrics
 
 
@@ -47,7 +48,8 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
     data_split = make_split(config, built, split)
     names = record["labels"]
     logits, scores = score(config, built, data_split, names)
-    metrics = {"split": split, "data": str(config.data), **scores}
+    metrics = {"split": split, "data": str(config.data), "training": record_stages(record),
+               "initialised_from": [entry["folder"] for entry in record.get("lineage", [])], **scores}
     if data_split.media_report:
         metrics["missing_media"] = data_split.media_report
     if process_state().is_main_process:

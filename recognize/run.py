@@ -13,7 +13,8 @@ from recognize.config import ExperimentConfig
 from recognize.dataset.meld import data_fingerprint
 from recognize.engine import class_weights, fit, process_state
 from recognize.errors import RecognizeError
-from recognize.evaluator import load_trained, score
+from recognize.evaluator import score
+from recognize.init_from import lineage_entries, load_source
 from recognize.labels import LABELS
 from recognize.model.modes import checkpoint_state
 
@@ -29,16 +30,18 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
         raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
-    fusion_for(config)  # bad flags and data fail before any model loads or an old run is replaced
+    fusion_for(config)  # bad flags, data and --init-from sources fail before an old run is replaced
     train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
+    sources = [load_source(folder, config) for folder in config.init_from]
+    set_seed(config.seed)
+    built = build_model(config, {name: t for source in sources for name, t in source.weights.items()})
+    lineage = lineage_entries(sources, built.initialised)
     distributed = process_state()
     if overwrite and run_dir.exists() and distributed.is_main_process:
         shutil.rmtree(run_dir)
     distributed.wait_for_everyone()
-
-    set_seed(config.seed)
-    init_weights, lineage = _initial_weights(config.init_from)
-    built = build_model(config, init_weights)
+    for entry in lineage:
+        distributed.print(f"initialised from {entry['folder']}: {', '.join(entry['loaded'])}")
     labels = list(LABELS[config.task])
     train_split = make_split(config, built, "train", training=True, rows=train_rows)
     dev_split = make_split(config, built, "dev", rows=dev_rows)
@@ -90,22 +93,6 @@ def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
         raise RecognizeError(f"{run_dir}: --resume needs the interrupted run's settings; these differ: {', '.join(differs)}")
     config.pooling = saved.pooling
     return True
-
-
-def _initial_weights(folders: list[str]) -> tuple[dict, list[dict[str, Any]]]:
-    """All weights of the checkpoints in `folders` (later ones win) and their lineage."""
-    weights: dict = {}
-    lineage = []
-    for folder in folders:
-        source_config, record, built = load_trained(folder)
-        model = built.model
-        for encoder in model.encoders.values():
-            if hasattr(encoder.backbone, "merge_and_unload"):  # a LoRA stage: fold adapters in
-                encoder.backbone = encoder.backbone.merge_and_unload()
-        weights.update(model.state_dict())
-        lineage.append({"folder": str(folder), "run_name": record["run_name"], "mode": source_config.mode,
-                        "modal": source_config.modal, "lineage": record.get("lineage", [])})
-    return weights, lineage
 
 
 def _parameter_counts(model) -> dict[str, int]:

@@ -1,0 +1,64 @@
+"""`--init-from`: the tensors an earlier stage's checkpoint gives a new run, and the
+lineage entries config.json records for it (`lineage.py` names the stages)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from recognize.config import ExperimentConfig
+from recognize.errors import RecognizeError
+from recognize.evaluator import load_trained
+
+
+@dataclass
+class InitSource:
+    """An `--init-from` checkpoint: the tensors it offers this run, and what it was."""
+
+    folder: str
+    record: dict[str, Any]
+    config: ExperimentConfig
+    weights: dict[str, torch.Tensor]
+
+
+def lineage_entries(sources: list[InitSource], initialised: list[str]) -> list[dict[str, Any]]:
+    """config.json's lineage entries of `sources`, each naming the parts of the model it
+    initialised (of `initialised`, every tensor loaded; where sources overlap, the later
+    wins); a source that initialised nothing is an error."""
+    entries, claimed = [], set()
+    for source in reversed(sources):
+        own = {_module_of(name) for name in initialised if name in source.weights and name not in claimed}
+        claimed |= set(source.weights)
+        if not own:
+            raise RecognizeError(f"--init-from {source.folder}: none of its tensors fit this model "
+                                 f"(its backbones differ from this run's, or a later --init-from replaces them)")
+        config = source.config
+        entries.append({"folder": source.folder, "run_name": source.record["run_name"], "mode": config.mode,
+                        "modal": config.modal, "fusion": config.fusion if len(config.modalities) > 1 else None,
+                        "loaded": sorted(own), "lineage": source.record.get("lineage", [])})
+    return entries[::-1]
+
+
+def load_source(folder: str, config: ExperimentConfig) -> InitSource:
+    """Load an `--init-from` checkpoint and keep the tensors it may give `config`'s model:
+    its encoders' always; its fusion's and head's only when it read the same inputs (same
+    modalities and fusion), since a head over other vectors means nothing here even when
+    the shapes happen to agree. LoRA adapters are merged into the backbone weights first."""
+    source_config, record, built = load_trained(folder)
+    shared = set(source_config.modalities) & set(config.modalities)
+    if not shared:
+        raise RecognizeError(f"--init-from {folder}: a {source_config.modal} checkpoint shares no modality with --modal {config.modal}")
+    model = built.model
+    for encoder in model.encoders.values():
+        if hasattr(encoder.backbone, "merge_and_unload"):  # a LoRA stage: fold adapters in
+            encoder.backbone = encoder.backbone.merge_and_unload()
+    same_inputs = source_config.modal == config.modal and (len(shared) == 1 or source_config.fusion == config.fusion)
+    weights = {name: tensor for name, tensor in model.state_dict().items()
+               if same_inputs or any(name.startswith(f"encoders.{m}.") for m in shared)}
+    return InitSource(str(folder), record, source_config, weights)
+
+
+def _module_of(name: str) -> str:
+    """The part of the model a tensor belongs to: "encoders.T", "fusion" or "head"."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "encoders" else parts[0]

@@ -1,0 +1,37 @@
+"""A run's training stages in the words of the research tables: its own mode, after the
+stages of the checkpoints it was initialised from (`--init-from`, recorded in config.json's
+"lineage"), e.g. "Text-only Full Tuning -> Full Tuning -> Training Classification"."""
+
+from typing import Any
+
+STAGE_NAMES: dict[str, str] = {"full": "Full Tuning", "lora": "LoRA", "frozen": "Training Classification"}
+"""Training mode -> how a stage in that mode is called in results tables."""
+
+ONLY_NAMES: dict[str, str] = {"T": "Text-only", "A": "Audio-only", "V": "Video-only"}
+"""Prefix of a stage trained on one modality before a run of several."""
+
+
+def stages(modal: str, mode: str, lineage: list[dict[str, Any]]) -> str:
+    """The stages that led to a run of `modal` in `mode` from its `lineage` entries (each
+    with the source's "modal", "mode" and own "lineage"). A source of other modalities is
+    prefixed ("Text-only"); several sources are joined with " + " in parentheses."""
+    own = STAGE_NAMES.get(mode, mode)
+    if not lineage:
+        return own
+    parents = [_source_stages(entry, modal) for entry in lineage]
+    before = parents[0] if len(parents) == 1 else f"({' + '.join(parents)})"
+    return f"{before} -> {own}"
+
+
+def record_stages(record: dict[str, Any]) -> str:
+    """`stages` of a checkpoint's config.json record."""
+    experiment = record["experiment"]
+    return stages(experiment["modal"], experiment["mode"], record.get("lineage", []))
+
+
+def _source_stages(entry: dict[str, Any], target_modal: str) -> str:
+    """The stages of one lineage entry, prefixed when its modalities differ from the target's."""
+    text = stages(entry["modal"], entry["mode"], entry.get("lineage", []))
+    if entry["modal"] == target_modal:
+        return text
+    return f"{ONLY_NAMES.get(entry['modal'], entry['modal'] + '-only')} {text}"
