@@ -2,14 +2,20 @@
 runs as published (hub model ids, MELD at datasets/MELD) or offline on local folders."""
 
 import argparse
+from typing import Optional
 
 
-def recipe_arguments(description: str, text_model: str, argv: "list[str] | None" = None) -> argparse.Namespace:
-    """Parse a recipe's arguments: DATA_DIR, --text-model, --label-type, --epochs (a scale
-    for every stage; 0 keeps each stage's own), --batch-size, --seed, --output-dir."""
-    parser = argparse.ArgumentParser(description=description)
+def recipe_arguments(description: str, argv: "list[str] | None" = None, text_model: Optional[str] = None,
+                     audio_model: Optional[str] = None, video_model: Optional[str] = None) -> argparse.Namespace:
+    """Parse a recipe's arguments: DATA_DIR, a model flag for each encoder the recipe uses
+    (--text-model, --audio-model, --video-model, defaulting to the given ids), --label-type,
+    --epochs (a scale for every stage; 0 keeps each stage's own), --batch-size, --seed,
+    --output-dir."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", default="datasets/MELD", help="MELD folder")
-    parser.add_argument("--text-model", default=text_model, help="text encoder: model id or local folder")
+    for flag, default in (("--text-model", text_model), ("--audio-model", audio_model), ("--video-model", video_model)):
+        if default is not None:
+            parser.add_argument(flag, default=default, help=f"{flag[2:7]} encoder: model id or local folder")
     parser.add_argument("--label-type", dest="task", default="emotion", choices=["emotion", "sentiment"])
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every stage (0: the recipe's own)")
     parser.add_argument("--batch-size", type=int, default=32)

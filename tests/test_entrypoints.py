@@ -11,6 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from recognize.cli import app
+from recognize.dataset.prepare import prepare
+from recognize.dataset.synthetic import write_synthetic_meld_raw
+from recognize.lineage import record_stages
+from recognize.tiny import write_tiny_vivit, write_tiny_wav2vec2
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,13 +58,51 @@ def test_cli_train_then_eval_round_trip(meld_dir, tiny_bert, tmp_path):
     assert json.loads((folder / "eval-dev.json").read_text())["weighted_f1"] == pytest.approx(recorded["weighted_f1"], abs=1e-9)
 
 
-def test_recipes_run_end_to_end_on_local_folders(meld_dir, tiny_bert, tmp_path, capsys):
-    common = [str(meld_dir), "--text-model", str(tiny_bert), "--epochs", "1", "--output-dir", str(tmp_path)]
-    load_script("training/text_finetune.py").main(common)
-    assert (tmp_path / "T--ET(tiny-bert)" / "metrics.json").is_file()
-    load_script("training/text_mpnet_two_stage.py").main([*common, "--label-type", "sentiment"])
-    record = json.loads((tmp_path / "T--SF(tiny-bert)" / "config.json").read_text())
-    assert [stage["run_name"] for stage in record["lineage"]] == ["T--ST(tiny-bert)"]
+RECIPES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "training").glob("*.py"))
+RESEARCH_ROWS = {  # recipe -> the training column of the research table's rows it reproduces, by checkpoint folder
+    "training/text_finetune.py": {"T--ET(tiny-bert)": "Full Tuning"},
+    "training/text_classifier_only.py": {"T--EF(tiny-bert)": "Training Classification"},
+    "training/text_mpnet_two_stage.py": {"T--ET(tiny-bert)": "Full Tuning",
+                                         "T--EF(tiny-bert)": "Full Tuning -> Training Classification"},
+    "training/text_audio_lmf.py": {
+        "T--ET(tiny-bert)": "Full Tuning",
+        "after-text-only/T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Training Classification",
+        "T+A--ET--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning",
+        "T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning -> Training Classification"},
+    "training/video_vivit_classifier.py": {"V--EF(tiny-vivit)": "Training Classification"},
+}
+
+
+@pytest.fixture(scope="module")
+def recipe_inputs(tmp_path_factory, tiny_bert) -> dict:
+    """A small prepared MELD folder with audio and video, and a tiny model for each encoder flag."""
+    tmp = tmp_path_factory.mktemp("recipes")
+    raw = write_synthetic_meld_raw(tmp / "raw", seed=1, dialogues={"train": 4, "dev": 2, "test": 2}, broken=False)
+    prepare(raw, tmp / "MELD", workers=1)
+    models = {"--text-model": tiny_bert, "--audio-model": write_tiny_wav2vec2(tmp / "tiny-wav2vec2"),
+              "--video-model": write_tiny_vivit(tmp / "tiny-vivit")}
+    return {"data": tmp / "MELD", "models": models}
+
+
+def test_every_recipe_is_listed_with_the_research_rows_it_reproduces():
+    assert RECIPES == sorted(RESEARCH_ROWS)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_each_recipe_runs_end_to_end_on_local_folders(recipe, recipe_inputs, tmp_path):
+    script = load_script(recipe)
+    source = (ROOT / recipe).read_text()
+    models = [part for flag, folder in recipe_inputs["models"].items()
+              if f"{flag[2:].replace('-', '_')}=" in source for part in (flag, str(folder))]
+    script.main([str(recipe_inputs["data"]), *models, "--epochs", "1", "--batch-size", "8", "--output-dir", str(tmp_path)])
+
+    finished = sorted(p.parent.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("metrics.json"))
+    assert finished == sorted(RESEARCH_ROWS[recipe])
+    for folder, training in RESEARCH_ROWS[recipe].items():
+        evaluation = tmp_path / folder / "eval-test.json"
+        if evaluation.is_file():  # the recipe's final stages are evaluated on test
+            assert json.loads(evaluation.read_text())["training"] == training
+        assert record_stages(json.loads((tmp_path / folder / "config.json").read_text())) == training
 
 
 def test_evaluate_all_finds_only_finished_runs(tmp_path):

@@ -1,6 +1,8 @@
 """Text only, full tuning (ORIGIN.md, text table: the BERT, RoBERTa and MPNet rows).
 
+    python training/text_finetune.py datasets/MELD                              # MPNet
     python training/text_finetune.py datasets/MELD --text-model roberta-base
+    python training/text_finetune.py datasets/MELD --text-model bert-base-uncased
 """
 
 import sys
@@ -11,7 +13,7 @@ from recognize.scripting import recipe_arguments
 
 def main(argv: "list[str] | None" = None) -> None:
     """Fine-tune the whole text encoder and its head, then evaluate on test."""
-    args = recipe_arguments(__doc__, "sentence-transformers/all-mpnet-base-v2", argv)
+    args = recipe_arguments(__doc__, argv, text_model="sentence-transformers/all-mpnet-base-v2")
     folder = train(ExperimentConfig(data=args.data, modal="T", task=args.task, mode="full", text_model=args.text_model,
                                     epochs=args.epochs or 4, lr=2e-5, batch_size=args.batch_size, seed=args.seed,
                                     output_dir=args.output_dir))

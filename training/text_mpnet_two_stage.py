@@ -12,7 +12,7 @@ from recognize.scripting import recipe_arguments
 
 def main(argv: "list[str] | None" = None) -> None:
     """Stage 1 tunes everything; stage 2 starts from stage 1 and trains the head alone."""
-    args = recipe_arguments(__doc__, "sentence-transformers/all-mpnet-base-v2", argv)
+    args = recipe_arguments(__doc__, argv, text_model="sentence-transformers/all-mpnet-base-v2")
     stage1 = train(ExperimentConfig(data=args.data, modal="T", task=args.task, mode="full", text_model=args.text_model,
                                     epochs=args.epochs or 4, lr=2e-5, batch_size=args.batch_size, seed=args.seed,
                                     output_dir=args.output_dir))

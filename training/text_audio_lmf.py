@@ -1,0 +1,41 @@
+"""Text + audio fused by LMF (MPNet + Wav2Vec2), after text-only full tuning: the three rows
+of ORIGIN.md's multimodal table, in one run that shares their common stages.
+
+    python training/text_audio_lmf.py datasets/MELD
+
+  1. T full tuning                                       checkpoints/T--ET(all-mpnet-base-v2)
+  2. "Text-only Full Tuning -> Training Classification"  checkpoints/after-text-only/T+A--EF--LMF(...)
+  3. "Text-only Full Tuning -> Full Tuning"              checkpoints/T+A--ET--LMF(...)
+  4. "... -> Full Tuning -> Training Classification"     checkpoints/T+A--EF--LMF(...)
+
+Stages 2 and 4 have the same settings, hence the same folder name; stage 2 goes one folder
+down. The data folder needs audios/{split}/ (`emotion-recognize prepare`).
+"""
+
+import sys
+from pathlib import Path
+
+from recognize import ExperimentConfig, evaluate, train
+from recognize.scripting import recipe_arguments
+
+
+def main(argv: "list[str] | None" = None) -> None:
+    """Tune the text encoder alone, then fuse it with audio in each of the table's ways."""
+    args = recipe_arguments(__doc__, argv, text_model="sentence-transformers/all-mpnet-base-v2",
+                            audio_model="facebook/wav2vec2-base")
+    common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
+                  batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir)
+    text = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common))
+    fused = dict(modal="T+A", fusion="lmf", lmf_rank=4, fusion_dim=64, **common)
+    classifier_after_text = train(ExperimentConfig(**{**fused, "output_dir": str(Path(args.output_dir) / "after-text-only")},
+                                                   mode="frozen", epochs=args.epochs or 8, lr=1e-3, init_from=[str(text)]))
+    full = train(ExperimentConfig(**fused, mode="full", epochs=args.epochs or 4, lr=2e-5, head_lr=1e-3,  # LMF starts afresh
+                                  init_from=[str(text)]))
+    classifier_after_full = train(ExperimentConfig(**fused, mode="frozen", epochs=args.epochs or 8, lr=1e-3,
+                                                   init_from=[str(full)]))
+    for folder in (classifier_after_text, full, classifier_after_full):
+        print(folder, evaluate(folder, split="test")["weighted_f1"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

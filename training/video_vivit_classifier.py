@@ -1,0 +1,25 @@
+"""Video only, the classifier alone on a pretrained ViViT (ORIGIN.md: "V, ViViT, Training
+Classification", there scored by 10-fold cross-validation on the dev split).
+
+    python training/video_vivit_classifier.py datasets/MELD
+
+The data folder needs videos/{split}/ (`emotion-recognize prepare`).
+"""
+
+import sys
+
+from recognize import ExperimentConfig, evaluate, train
+from recognize.scripting import recipe_arguments
+
+
+def main(argv: "list[str] | None" = None) -> None:
+    """Freeze ViViT, train the head on its CLS vector, then evaluate on test."""
+    args = recipe_arguments(__doc__, argv, video_model="google/vivit-b-16x2-kinetics400")
+    folder = train(ExperimentConfig(data=args.data, modal="V", task=args.task, mode="frozen", video_model=args.video_model,
+                                    epochs=args.epochs or 8, lr=1e-3, batch_size=args.batch_size, seed=args.seed,
+                                    output_dir=args.output_dir))
+    print(folder, evaluate(folder, split="test")["weighted_f1"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
