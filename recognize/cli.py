@@ -20,9 +20,10 @@ from rich.table import Table
 
 from recognize.config import ExperimentConfig
 from recognize.errors import RecognizeError
+from recognize.seeds import AGGREGATE, run_label, seed_folders
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, demo.")
+                  help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, report, predict, demo.")
 console = Console()
 
 
@@ -44,7 +45,7 @@ def _config_options() -> list[inspect.Parameter]:
     hints = get_type_hints(ExperimentConfig)
     params = []
     for f in dataclasses.fields(ExperimentConfig):
-        if f.name == "data":
+        if f.name == "data" or not f.metadata["cli"]:
             continue
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         annotation, default = hints[f.name], f.default
@@ -55,16 +56,25 @@ def _config_options() -> list[inspect.Parameter]:
     return params
 
 
-def train(data: str, overwrite: bool, resume: bool, **settings: Any) -> None:
+def train(data: str, overwrite: bool, resume: bool, seeds: Optional[str], **settings: Any) -> None:
     """Train a model on a MELD folder and save it as a checkpoint folder."""
     from recognize.engine import process_state
-    from recognize.run import train as run_training
+    from recognize.run import train as run_training, train_seeds
+    from recognize.seeds import parse_seeds
 
     settings["init_from"] = settings.get("init_from") or []
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     config = ExperimentConfig(data=data, **settings)
-    folder = run_training(config, overwrite=overwrite, resume=resume)
+    if seed_list is None:
+        folder = run_training(config, overwrite=overwrite, resume=resume)
+        if process_state().is_main_process:
+            _print_summary(folder)
+        return
+    group = train_seeds(config, seed_list, overwrite=overwrite, resume=resume)
     if process_state().is_main_process:
-        _print_summary(folder)
+        for member in seed_folders(group):
+            _print_summary(member)
+        _print_aggregate(group / AGGREGATE)
 
 
 train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
@@ -75,6 +85,8 @@ train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
                       default=typer.Option(False, "--overwrite", help="Replace an existing checkpoint folder of the same name.")),
     inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                       default=typer.Option(False, "--resume", help="Continue an interrupted run from its last completed epoch.")),
+    inspect.Parameter("seeds", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                      default=typer.Option(None, "--seeds", help="Train once per seed, e.g. 1,2,3: {run_name}/seed-{s}/ each, and {run_name}/aggregate.json (mean and std).")),
 ])
 app.command("train")(_fail_cleanly(train))
 
@@ -85,15 +97,115 @@ def evaluate_command(
     checkpoint: Path = typer.Argument(..., metavar="CKPT_DIR", help="A checkpoint folder written by `train`."),
     data: Optional[str] = typer.Option(None, "--data", help="MELD folder to evaluate on (default: the one in the checkpoint's config)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate: test, dev or train."),
+    compare: Optional[Path] = typer.Option(None, "--compare", metavar="CKPT_B", help="Also evaluate this checkpoint on the same rows; print both side by side with a paired bootstrap 95% interval for the weighted-F1 difference."),
 ) -> None:
-    """Evaluate a checkpoint folder on a split; writes eval-{split}.json and predictions-{split}.csv."""
-    from recognize.evaluator import evaluate
+    """Evaluate a checkpoint folder (or each seed of a --seeds folder) on a split: eval, predictions, per-class, confusion files."""
+    from recognize.evaluator import evaluate, evaluate_seeds
 
+    if not (checkpoint / "config.json").is_file() and seed_folders(checkpoint):
+        summary = evaluate_seeds(checkpoint, split=split, data=data)
+        for seed, metrics in summary["per_seed"].items():
+            console.print(escape(f"seed {seed}: acc {metrics['accuracy']:.2%}  wF1 {metrics['weighted_f1']:.2%}  "
+                                 f"macro-F1 {metrics['macro_f1']:.2%}"), highlight=False)
+        _print_aggregate(checkpoint / f"eval-{split}.json")
+        return
     metrics = evaluate(checkpoint, split=split, data=data)
-    console.print(metrics_table(escape(f"{checkpoint.name}: {split} ({metrics['samples']} utterances)"), metrics))
+    if compare is not None:
+        _print_comparison(checkpoint, metrics, compare, evaluate(compare, split=split, data=metrics["data"]), split)
+        return
+    console.print(metrics_table(escape(f"{run_label(checkpoint)}: {split} ({metrics['samples']} utterances)"), metrics))
     sources = f" (initialised from {', '.join(metrics['initialised_from'])})" if metrics["initialised_from"] else ""
     console.print(escape(f"training: {metrics['training']}{sources}"), highlight=False)
-    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'} and {checkpoint / f'predictions-{split}.csv'}"), highlight=False)
+    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, predictions-{split}.csv, per-class-{split}.csv "
+                         f"and confusion-{split}.png beside it"), highlight=False)
+
+
+def _print_comparison(folder_a: Path, a: dict[str, Any], folder_b: Path, b: dict[str, Any], split: str) -> None:
+    """Two evaluations side by side, and the bootstrap interval of their weighted-F1 difference."""
+    from recognize.compare import compare_predictions
+
+    table = Table(title=escape(f"{split} ({a['samples']} utterances)"), title_justify="left")
+    for column in ("", run_label(folder_a), run_label(folder_b)):
+        table.add_column(escape(column), justify="left" if not column else "right")
+    for key, name in (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
+                      ("weighted_f1", "weighted-F1"), ("macro_f1", "macro-F1")):
+        table.add_row(name, f"{a[key]:.2%}", f"{b[key]:.2%}")
+    table.add_section()
+    for name in a["per_class"]:
+        table.add_row(f"F1 {name}", f"{a['per_class'][name]['f1']:.2%}", f"{b['per_class'][name]['f1']:.2%}"
+                      if name in b["per_class"] else "-")
+    table.add_row("training", escape(a["training"]), escape(b["training"]))
+    console.print(table)
+    result = compare_predictions(folder_a, folder_b, split, list(a["per_class"]))
+    console.print(escape(f"weighted-F1 A - B: {100 * result['difference']:+.2f} points, {result['confidence']:.0%} paired "
+                         f"bootstrap interval [{100 * result['low']:+.2f}, {100 * result['high']:+.2f}] "
+                         f"({result['resamples']} resamples of the {a['samples']} utterances)"), highlight=False)
+
+
+@app.command("report")
+@_fail_cleanly
+def report_command(
+    checkpoints: Path = typer.Argument(Path("checkpoints"), metavar="[CHECKPOINTS_DIR]", help="Folder searched (recursively) for checkpoint folders."),
+    format: str = typer.Option("markdown", "--format", help="Table format: markdown or csv."),
+    split: str = typer.Option("test", "--split", help="Split whose scores are shown: test, dev, or any split `eval` was run on."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the table to this file."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Sort by a column: modality, backbones, fusion, task, training (ascending) or accuracy, precision, recall, weighted_f1, macro_f1 (best first)."),
+    modal: Optional[str] = typer.Option(None, "--modal", help="Only this modality combination, e.g. T or T+A."),
+    task: Optional[str] = typer.Option(None, "--label-type", help="Only this task: emotion or sentiment."),
+) -> None:
+    """Print the results table of the runs under a folder: one row per setting, mean ± std over its seeds."""
+    from recognize.checkpoint import atomic_write
+    from recognize.report import FORMATS, find_runs, group_runs, select_rows
+
+    if format not in FORMATS:
+        raise RecognizeError(f"--format: unknown value '{format}'; valid: {', '.join(FORMATS)}")
+    warnings = Console(stderr=True)
+    runs = find_runs(checkpoints, split, warn=lambda line: warnings.print(f"warning: {escape(line)}", highlight=False, soft_wrap=True))
+    if not runs:
+        raise RecognizeError(f"{checkpoints}: no finished checkpoint folder with {split} scores found")
+    rows = select_rows(group_runs(runs), modal=modal, task=task, sort=sort)
+    table = FORMATS[format](rows)
+    print(table, end="")
+    if output is not None:
+        atomic_write(output, lambda temp: temp.write_text(table, encoding="utf-8"))
+        warnings.print(escape(f"wrote {output}"), highlight=False)
+
+
+@app.command("predict")
+@_fail_cleanly
+def predict_command(
+    checkpoint: Path = typer.Argument(..., metavar="CKPT_DIR", help="A checkpoint folder written by `train`."),
+    text: Optional[str] = typer.Option(None, "--text", help="The utterance (for a model that reads text)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Its audio clip, e.g. a 16 kHz flac (for a model that reads audio)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Its video clip, an mp4 (for a model that reads video)."),
+    context: Optional[list[str]] = typer.Option(None, "--context", help="A previous utterance of the dialogue, oldest first; repeat for several (\"Speaker: text\" each)."),
+    speaker: str = typer.Option("", "--speaker", help="The utterance's speaker (used with dialogue context)."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="A CSV of utterances (columns Utterance, Audio, Video as the model needs; Speaker, Dialogue_ID optional)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="With --input: write the predictions CSV here (default: print it)."),
+) -> None:
+    """Class probabilities for one utterance, or for each row of a CSV, from a trained checkpoint."""
+    from recognize.checkpoint import atomic_write
+    from recognize.predictor import predict_file, predict_utterance
+
+    if input_file is not None:
+        if text is not None or audio is not None or video is not None or context:
+            raise RecognizeError("--input: give utterances either in the CSV or with --text/--audio/--video, not both")
+        table = predict_file(checkpoint, input_file).to_csv(index=False)
+        if output is None:
+            print(table, end="")
+        else:
+            atomic_write(output, lambda temp: temp.write_text(table, encoding="utf-8"))
+            console.print(escape(f"wrote {output}"), highlight=False)
+        return
+    probabilities = predict_utterance(checkpoint, text=text, audio=None if audio is None else str(audio),
+                                      video=None if video is None else str(video), context=context or [], speaker=speaker)
+    title = run_label(checkpoint) + (f": {text!r}" if text is not None else "")
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for name, value in sorted(probabilities.items(), key=lambda item: -item[1]):
+        table.add_row(name, f"{value:.2%}")
+    console.print(table)
 
 
 @app.command("prepare")
@@ -158,6 +270,21 @@ def _print_summary(folder: Path) -> None:
     if "test" in metrics:
         line += f"; test acc {metrics['test']['accuracy']:.2%} wF1 {metrics['test']['weighted_f1']:.2%}"
     console.print(escape(line), highlight=False)
+
+
+def _print_aggregate(path: Path) -> None:
+    """Print a seeds aggregate (aggregate.json or a setting folder's eval-*.json): mean ± std per split."""
+    from recognize.checkpoint import read_json
+
+    summary = read_json(path)
+    for split in ("dev", "test", "scores"):
+        if split in summary:
+            scores = summary[split]
+            cells = "  ".join(f"{name} {100 * scores[key]['mean']:.2f} ± {100 * scores[key]['std']:.2f}"
+                              for key, name in (("accuracy", "acc"), ("weighted_f1", "wF1"), ("macro_f1", "macro-F1")))
+            label = summary.get("split", split) if split == "scores" else split
+            console.print(escape(f"{path.parent.name}, {label}, seeds {summary['seeds']}: {cells}"), highlight=False)
+    console.print(escape(f"wrote {path}"), highlight=False)
 
 
 def main() -> None:

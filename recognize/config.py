@@ -19,12 +19,14 @@ MODES: dict[str, str] = {"full": "T", "lora": "L", "frozen": "F"}
 POOLINGS: tuple[str, ...] = ("auto", "cls", "mean")
 PRECISIONS: tuple[str, ...] = ("auto", "no", "fp16", "bf16")
 MISSING_MEDIA: tuple[str, ...] = ("skip", "zero")
+LOGS: tuple[str, ...] = ("none", "tensorboard")
 DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
 
 
-def _opt(default: Any, help: str, flag: Optional[str] = None, **kwargs: Any) -> Any:
-    """A dataclass field carrying its CLI help text (and flag name, when it differs)."""
-    metadata = {"help": help, **({"flag": flag} if flag else {})}
+def _opt(default: Any, help: str, flag: Optional[str] = None, cli: bool = True, **kwargs: Any) -> Any:
+    """A dataclass field carrying its CLI help text (and flag name, when it differs; no flag
+    at all when not `cli`)."""
+    metadata = {"help": help, "cli": cli, **({"flag": flag} if flag else {})}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
@@ -66,7 +68,9 @@ class ExperimentConfig:
     lora_alpha: int = _opt(16, "LoRA alpha (scaling = alpha / r).")
     lora_dropout: float = _opt(0.05, "LoRA dropout.")
     lora_targets: str = _opt("", "Comma-separated module names LoRA adapts (default: the attention query/value projections).")
+    log: str = _opt("none", "Also log every epoch's numbers to: none, or tensorboard (event files in the run's tensorboard/ folder; the tensorboard extra). history.csv is always written.")
     seed: int = _opt(42, "Random seed; a CPU run with the same seed repeats exactly.")
+    seed_folder: bool = _opt(False, "The run is one seed of several (`train --seeds`): its folder is run_name/seed-{seed}.", cli=False)
     output_dir: str = _opt("checkpoints", "Folder under which the run's checkpoint folder is created.")
     init_from: list[str] = _opt([], "Checkpoint folder whose matching weights initialise this model (repeatable).")
     trust_remote_code: bool = _opt(False, "Allow model code from the model's repository (off unless you pass this).")
@@ -78,6 +82,7 @@ class ExperimentConfig:
         self.pooling = _choose("--pooling", self.pooling, {p: p for p in POOLINGS})
         self.precision = _choose("--precision", self.precision, {p: p for p in PRECISIONS})
         self.missing_media = _choose("--missing-media", self.missing_media, {p: p for p in MISSING_MEDIA})
+        self.log = _choose("--log", self.log, {p: p for p in LOGS})
         if self.max_audio_seconds <= 0:
             raise RecognizeError(f"--max-audio-seconds: must be positive, got {self.max_audio_seconds}")
         self.fusion = self.fusion.lower()
@@ -122,9 +127,15 @@ class ExperimentConfig:
         return f"{self.modal}--{letters}{fusion}({backbones})"
 
     @property
-    def run_dir(self) -> Path:
-        """Where this run's checkpoint folder goes: `output_dir/run_name`."""
+    def setting_dir(self) -> Path:
+        """The folder named after the run's setting: `output_dir/run_name`."""
         return Path(self.output_dir) / self.run_name
+
+    @property
+    def run_dir(self) -> Path:
+        """Where this run's checkpoint folder goes: `setting_dir`, or `setting_dir/seed-{seed}`
+        for one seed of several."""
+        return self.setting_dir / f"seed-{self.seed}" if self.seed_folder else self.setting_dir
 
     def to_dict(self) -> dict[str, Any]:
         """All fields, JSON-ready."""

@@ -12,11 +12,13 @@ from recognize.builder import build_model, eval_loader, fusion_for, has_split, l
 from recognize.config import ExperimentConfig
 from recognize.dataset.meld import data_fingerprint
 from recognize.engine import class_weights, fit, process_state
+from recognize.epoch_log import check_log
 from recognize.errors import RecognizeError
 from recognize.evaluator import score
 from recognize.init_from import lineage_entries, load_source
 from recognize.labels import LABELS
 from recognize.model.modes import checkpoint_state
+from recognize.seeds import AGGREGATE, aggregate, seed_member
 
 
 def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = False) -> Path:
@@ -31,6 +33,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     if run_dir.exists() and not (overwrite or resume):
         raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
     fusion_for(config)  # bad flags, data and --init-from sources fail before an old run is replaced
+    check_log(config.log)
     train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
     sources = [load_source(folder, config) for folder in config.init_from]
     set_seed(config.seed)
@@ -75,6 +78,22 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     if distributed.is_main_process:
         ckpt.write_json(run_dir / ckpt.METRICS, metrics)
     return run_dir
+
+
+def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = False, resume: bool = False) -> Path:
+    """Train `config` once per seed, each into `{run_name}/seed-{s}/` (an `--init-from`
+    setting folder gives each seed its own seed's run), then write `{run_name}/aggregate.json`;
+    return the setting folder."""
+    if (config.setting_dir / ckpt.CONFIG).is_file():
+        raise RecognizeError(f"{config.setting_dir}: holds a single-seed run of this setting; pass another --output-dir for --seeds")
+    per_seed = {}
+    for seed in seeds:
+        run_config = ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
+                                                 "init_from": [seed_member(p, seed) for p in config.init_from]})
+        per_seed[seed] = ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
+    if process_state().is_main_process:
+        ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))
+    return config.setting_dir
 
 
 def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:

@@ -1,0 +1,183 @@
+"""Results tables from checkpoint folders, in the form MELD papers publish them: one row per
+setting (modality, backbones, fusion, task, training stages), its scores on a split in
+percent, as mean +- sample standard deviation over the setting's seeds with their count.
+
+A folder under the scanned root is a run when it holds config.json; one that cannot be
+read as a finished run (no metrics.json yet, a foreign config.json, broken JSON, no
+scores for the split) is skipped with a warning, never a crash."""
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from recognize.checkpoint import CONFIG, METRICS
+from recognize.config import ExperimentConfig, backbone_name
+from recognize.errors import RecognizeError
+from recognize.lineage import record_stages
+
+SCORES: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
+"""The metrics a table shows, in column order."""
+
+SCORE_TITLES: dict[str, str] = {"accuracy": "accuracy", "precision": "precision", "recall": "recall",
+                                "weighted_f1": "weighted-F1", "macro_f1": "macro-F1"}
+
+SETTING_COLUMNS: tuple[str, ...] = ("modality", "backbones", "fusion", "task", "training")
+
+NOT_SETTING: frozenset[str] = frozenset({"seed", "output_dir", "init_from", "workers", "data"})
+"""Config fields that differ between the seeds of one setting (or do not change results)."""
+
+
+@dataclass
+class Run:
+    """A finished run: its folder, config.json record and scores on the reported split."""
+
+    folder: Path
+    record: dict[str, Any]
+    scores: dict[str, float]
+
+    @property
+    def experiment(self) -> dict[str, Any]:
+        """The run's ExperimentConfig fields."""
+        return self.record["experiment"]
+
+    def setting(self) -> dict[str, str]:
+        """The columns that identify its setting."""
+        config = ExperimentConfig.from_dict(self.experiment)
+        return {
+            "modality": config.modal,
+            "backbones": "+".join(backbone_name(config.model_id(m)) for m in config.modalities),
+            "fusion": config.fusion.upper() if len(config.modalities) > 1 else "",
+            "task": config.task,
+            "training": record_stages(self.record),
+        }
+
+    def setting_key(self) -> str:
+        """Equal for runs that differ only in seed (and where they were written)."""
+        fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
+        return json.dumps([fields, record_stages(self.record)], sort_keys=True)
+
+
+@dataclass
+class Row:
+    """One setting: its columns and every seed's scores."""
+
+    setting: dict[str, str]
+    seeds: list[int] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCORES})
+
+    def mean(self, score: str) -> float:
+        """Mean of `score` over the seeds, in percent."""
+        return 100 * statistics.mean(self.scores[score])
+
+    def std(self, score: str) -> Optional[float]:
+        """Sample standard deviation of `score` over the seeds, in percent (None for one seed)."""
+        values = self.scores[score]
+        return 100 * statistics.stdev(values) if len(values) > 1 else None
+
+
+def find_runs(root: "str | Path", split: str = "test", warn: Callable[[str], None] = print) -> list[Run]:
+    """Every finished run under `root` (recursively) with scores on `split`: metrics.json's
+    for train/dev/test where present, else the folder's eval-{split}.json. Others are
+    reported through `warn` and skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RecognizeError(f"{root}: no such folder")
+    runs = []
+    for config_file in sorted(root.rglob(CONFIG)):
+        folder = config_file.parent
+        try:
+            run = _read_run(folder, split)
+        except (RecognizeError, KeyError, TypeError, ValueError) as error:
+            warn(f"skipped {folder}: {error}")
+            continue
+        runs.append(run)
+    return runs
+
+
+def _read_run(folder: Path, split: str) -> Run:
+    """The Run in `folder`, or an exception saying why it is not one."""
+    record = _json(folder / CONFIG)
+    if not isinstance(record, dict) or "experiment" not in record:
+        raise RecognizeError(f"{CONFIG} has no 'experiment' section; not written by emotion-recognize")
+    ExperimentConfig.from_dict(record["experiment"])  # a config this version cannot read is foreign too
+    if not (folder / METRICS).is_file():
+        raise RecognizeError(f"no {METRICS}: the run has not finished")
+    scores = _json(folder / METRICS).get(split)
+    evaluation = folder / f"eval-{split}.json"
+    if scores is None and evaluation.is_file():
+        scores = _json(evaluation)
+    if scores is None:
+        raise RecognizeError(f"no {split} scores (run `emotion-recognize eval {folder} --split {split}`)")
+    return Run(folder, record, {k: float(scores[k]) for k in SCORES})
+
+
+def _json(path: Path) -> Any:
+    """A JSON file's content, or RecognizeError naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RecognizeError(f"{path.name}: {error}") from None
+
+
+def group_runs(runs: list[Run]) -> list[Row]:
+    """One Row per setting, seeds in ascending order, settings in the order first seen."""
+    rows: dict[str, Row] = {}
+    for run in sorted(runs, key=lambda r: r.experiment["seed"]):
+        row = rows.setdefault(run.setting_key(), Row(run.setting()))
+        row.seeds.append(run.experiment["seed"])
+        for score in SCORES:
+            row.scores[score].append(run.scores[score])
+    return list(rows.values())
+
+
+def select_rows(rows: list[Row], modal: Optional[str] = None, task: Optional[str] = None,
+                sort: Optional[str] = None) -> list[Row]:
+    """Rows of one modality combination and/or task, sorted by a setting column (ascending)
+    or a score (best first); by default by modality, backbones, training."""
+    if modal is not None:
+        rows = [r for r in rows if r.setting["modality"] == ExperimentConfig(modal=modal).modal]
+    if task is not None:
+        rows = [r for r in rows if r.setting["task"] == ExperimentConfig(task=task).task]
+    if sort is None:
+        return sorted(rows, key=lambda r: (r.setting["modality"], r.setting["backbones"], r.setting["training"]))
+    if sort in SCORES:
+        return sorted(rows, key=lambda r: -r.mean(sort))
+    if sort in SETTING_COLUMNS:
+        return sorted(rows, key=lambda r: r.setting[sort])
+    raise RecognizeError(f"--sort: unknown column '{sort}'; valid: {', '.join(SETTING_COLUMNS + SCORES)}")
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The rows as a Markdown table, scores "mean ± std" in percent with two decimals."""
+    header = [*SETTING_COLUMNS, "n", *(SCORE_TITLES[s] for s in SCORES)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row.setting[c] for c in SETTING_COLUMNS] + [str(len(row.seeds))]
+        for score in SCORES:
+            std = row.std(score)
+            cells.append(f"{row.mean(score):.2f}" + (f" ± {std:.2f}" if std is not None else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[Row]) -> str:
+    """The rows as CSV: the setting columns, n, the seeds, and each score's mean and std."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*SETTING_COLUMNS, "n", "seeds", *(f"{s}_{stat}" for s in SCORES for stat in ("mean", "std"))])
+    for row in rows:
+        values = []
+        for score in SCORES:
+            std = row.std(score)
+            values += [f"{row.mean(score):.2f}", "" if std is None else f"{std:.2f}"]
+        writer.writerow([*(row.setting[c] for c in SETTING_COLUMNS), len(row.seeds),
+                         " ".join(str(s) for s in row.seeds), *values])
+    return out.getvalue()
+
+
+FORMATS: dict[str, Callable[[list[Row]], str]] = {"markdown": markdown_table, "csv": csv_table}
+"""`--format` name -> table writer."""

@@ -1,0 +1,66 @@
+"""Several seeds of one setting: `train --seeds 1,2,3` writes `{run_name}/seed-{s}/` per seed
+and `{run_name}/aggregate.json` (mean and sample standard deviation of each score over the
+seeds); `eval` on such a folder evaluates every seed."""
+
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from recognize.checkpoint import CONFIG
+from recognize.errors import RecognizeError
+
+AGGREGATE = "aggregate.json"
+AGGREGATED: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
+"""The scores aggregated over seeds (fractions in [0, 1], as in metrics.json)."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"1,2,3" -> [1, 2, 3]; RecognizeError for anything but distinct integers."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(re.fullmatch(r"-?\d+", p) for p in parts):
+        raise RecognizeError(f"--seeds: '{text}' is not a comma-separated list of integers, e.g. 1,2,3")
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise RecognizeError(f"--seeds: '{text}' repeats a seed")
+    return seeds
+
+
+def seed_folders(folder: "str | Path") -> list[Path]:
+    """The `seed-{s}` checkpoint folders inside a setting folder, by seed ([] when none)."""
+    found = [p.parent for p in Path(folder).glob(f"seed-*/{CONFIG}") if re.fullmatch(r"seed--?\d+", p.parent.name)]
+    return sorted(found, key=lambda p: int(p.name[len("seed-"):]))
+
+
+def seed_member(folder: "str | Path", seed: int) -> str:
+    """`folder/seed-{seed}` when `folder` is a setting folder holding that seed, else `folder`:
+    so each seed of a later stage starts from the same seed of the earlier one."""
+    member = Path(folder) / f"seed-{seed}"
+    return str(member) if (member / CONFIG).is_file() else str(folder)
+
+
+def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per split ("dev", "test", or a bare metrics dict under "scores"), the mean, sample
+    standard deviation (0 for one seed) and values of each AGGREGATED score over the seeds."""
+    def summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+        out = {}
+        for score in AGGREGATED:
+            values = [m[score] for m in metrics]
+            out[score] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                          "values": values}
+        return out
+
+    seeds = sorted(per_seed)
+    result: dict[str, Any] = {"seeds": seeds}
+    splits = [s for s in ("dev", "test") if all(s in per_seed[seed] for seed in seeds)]
+    for split in splits:
+        result[split] = summary([per_seed[seed][split] for seed in seeds])
+    if not splits:
+        result["scores"] = summary([per_seed[seed] for seed in seeds])
+    return result
+
+
+def run_label(folder: "str | Path") -> str:
+    """A checkpoint folder's name, with its setting's for one seed of several: "T--ET(x)/seed-1"."""
+    folder = Path(folder)
+    return f"{folder.parent.name}/{folder.name}" if re.fullmatch(r"seed--?\d+", folder.name) else folder.name

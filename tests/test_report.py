@@ -1,0 +1,115 @@
+"""`report` on hand-written checkpoint folders: the exact table (mean ± std over seeds, stage
+lineage, filters, sorting, CSV), and folders that are not finished runs skipped with a
+warning; an empty folder is a one-line error."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recognize import ExperimentConfig
+from recognize.cli import app
+from recognize.report import find_runs, group_runs, markdown_table, select_rows
+
+SCORES = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
+
+
+def write_run(folder: Path, config: ExperimentConfig, test: dict[str, float], lineage: "list | None" = None,
+              finished: bool = True) -> Path:
+    """A checkpoint folder as `train` leaves it, as far as `report` reads it."""
+    folder.mkdir(parents=True)
+    record = {"experiment": config.to_dict(), "run_name": config.run_name, "lineage": lineage or []}
+    (folder / "config.json").write_text(json.dumps(record))
+    if finished:
+        metrics = {"best_epoch": 1, "dev": dict(test), "test": dict(test)}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def scores(accuracy: float, weighted_f1: float) -> dict[str, float]:
+    """Test scores with precision, recall and macro-F1 derived from the two given."""
+    return {"accuracy": accuracy, "precision": accuracy - 0.01, "recall": accuracy, "weighted_f1": weighted_f1,
+            "macro_f1": weighted_f1 - 0.2}
+
+
+@pytest.fixture()
+def checkpoints(tmp_path) -> Path:
+    """Two seeds of MPNet full tuning, one run of its second stage, one T+A LMF run on
+    sentiment, and three folders that are not finished runs."""
+    root = tmp_path / "checkpoints"
+    text = dict(modal="T", task="emotion", text_model="sentence-transformers/all-mpnet-base-v2", mode="full")
+    for seed, (acc, wf1) in {1: (0.60, 0.58), 2: (0.62, 0.59)}.items():
+        config = ExperimentConfig(**text, seed=seed, seed_folder=True, output_dir=str(root))
+        write_run(config.run_dir, config, scores(acc, wf1))
+    stage1 = {"folder": "checkpoints/T--ET(all-mpnet-base-v2)/seed-1", "run_name": "T--ET(all-mpnet-base-v2)",
+              "mode": "full", "modal": "T", "lineage": []}
+    second = ExperimentConfig(**{**text, "mode": "frozen"}, init_from=[stage1["folder"]], output_dir=str(root))
+    write_run(second.run_dir, second, scores(0.6418, 0.6233), lineage=[stage1])
+    fused = ExperimentConfig(modal="T+A", task="sentiment", audio_model="facebook/wav2vec2-base", output_dir=str(root / "fusion"))
+    write_run(fused.run_dir, fused, scores(0.7, 0.69), lineage=[{**stage1, "run_name": "T--ST(all-mpnet-base-v2)"}])
+    interrupted = ExperimentConfig(modal="A", audio_model="facebook/wav2vec2-base", output_dir=str(root))
+    write_run(interrupted.run_dir, interrupted, {}, finished=False)
+    (root / "notes").mkdir()
+    (root / "notes" / "config.json").write_text('{"learning_rate": 3}')  # another tool's folder
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text('{"experiment": ')  # killed mid-write (by something else)
+    return root
+
+
+EXPECTED = """\
+| modality | backbones | fusion | task | training | n | accuracy | precision | recall | weighted-F1 | macro-F1 |
+|---|---|---|---|---|---|---|---|---|---|---|
+| T | all-mpnet-base-v2 |  | emotion | Full Tuning | 2 | 61.00 ± 1.41 | 60.00 ± 1.41 | 61.00 ± 1.41 | 58.50 ± 0.71 | 38.50 ± 0.71 |
+| T | all-mpnet-base-v2 |  | emotion | Full Tuning -> Training Classification | 1 | 64.18 | 63.18 | 64.18 | 62.33 | 42.33 |
+| T+A | all-mpnet-base-v2+wav2vec2-base | LMF | sentiment | Text-only Full Tuning -> Full Tuning | 1 | 70.00 | 69.00 | 70.00 | 69.00 | 49.00 |
+"""
+
+
+def test_report_prints_the_exact_table_and_skips_what_is_not_a_finished_run(checkpoints):
+    result = CliRunner().invoke(app, ["report", str(checkpoints)])
+    assert result.exit_code == 0, result.output
+    table = result.stdout
+    assert table == EXPECTED
+    warnings = result.stderr
+    assert "skipped" in warnings and "A--ET(wav2vec2-base)" in warnings and "has not finished" in warnings
+    assert f"skipped {checkpoints / 'notes'}: config.json has no 'experiment' section" in warnings
+    assert f"skipped {checkpoints / 'broken'}: config.json:" in warnings
+
+
+def test_report_filters_sorts_writes_csv_and_a_file(checkpoints, tmp_path):
+    rows = group_runs(find_runs(checkpoints, warn=lambda line: None))
+    by_f1 = select_rows(rows, sort="weighted_f1")
+    assert [r.setting["training"] for r in by_f1] == ["Text-only Full Tuning -> Full Tuning",
+                                                      "Full Tuning -> Training Classification", "Full Tuning"]
+    assert [r.setting["modality"] for r in select_rows(rows, modal="a+t")] == ["T+A"]
+    assert [r.seeds for r in select_rows(rows, task="emotion")] == [[1, 2], [42]]
+
+    output = tmp_path / "table.csv"
+    result = CliRunner().invoke(app, ["report", str(checkpoints), "--format", "csv", "--label-type", "sentiment",
+                                      "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == (
+        "modality,backbones,fusion,task,training,n,seeds,accuracy_mean,accuracy_std,precision_mean,precision_std,"
+        "recall_mean,recall_std,weighted_f1_mean,weighted_f1_std,macro_f1_mean,macro_f1_std\n"
+        "T+A,all-mpnet-base-v2+wav2vec2-base,LMF,sentiment,Text-only Full Tuning -> Full Tuning,1,42,"
+        "70.00,,69.00,,70.00,,69.00,,49.00,\n")
+    assert markdown_table(select_rows(rows, task="sentiment")).count("\n") == 3
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ([], "no finished checkpoint folder with test scores found"),
+    (["--format", "latex"], "--format: unknown value 'latex'; valid: markdown, csv"),
+])
+def test_report_errors_are_one_line(tmp_path, arguments, message):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "empty"), *arguments])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"error: {message}" if message.startswith("--") else
+                                                  f"error: {tmp_path / 'empty'}: {message}"]
+
+
+def test_report_sort_by_an_unknown_column_is_refused(checkpoints):
+    result = CliRunner().invoke(app, ["report", str(checkpoints), "--sort", "speed"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --sort: unknown column 'speed'; valid: modality,")
