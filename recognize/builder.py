@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -145,7 +145,7 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
                              f"{media_note(report)}")
     rows = rows[keep].reset_index(drop=True)
     text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
-    media = {m: MediaSource([p for p, k in zip(index.paths, keep) if k], _reader(m, config, built))
+    media = {m: MediaSource([p for p, k in zip(index.paths, keep) if k], clip_reader(m, config, built))
              for m, index in indexes.items()}
     lengths = [s for s, k in zip(indexes["A"].lengths, keep) if k] if "A" in indexes and text is None else None
     dataset = UtteranceDataset(label_ids(rows, config.task), text=text, media=media, lengths=lengths)
@@ -178,7 +178,7 @@ def has_split(config: ExperimentConfig, split: str) -> bool:
     return csv_path(config.data, split).is_file()
 
 
-def _reader(modality: str, config: ExperimentConfig, built: Built):
+def clip_reader(modality: str, config: ExperimentConfig, built: Built) -> Callable[[Path], Any]:
     """The function that reads one clip of `modality` into the model's per-sample input."""
     if modality == "A":
         return partial(read_waveform, rate=built.audio.sampling_rate, max_seconds=config.max_audio_seconds)

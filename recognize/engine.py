@@ -24,6 +24,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
+from recognize.epoch_log import EpochLog
 from recognize.metrics import classification_metrics
 from recognize.model.modes import checkpoint_state
 
@@ -108,6 +109,7 @@ def fit(
         state = load_state(run_dir, accelerator.unwrap_model(model), optimizer, scheduler)
         accelerator.print(f"resuming after epoch {state.epoch} of {config.epochs}")
 
+    log_epoch = EpochLog(config.log if accelerator.is_main_process else "none", run_dir)
     started = time.perf_counter() - state.train_seconds
     for epoch in range(state.epoch, config.epochs):
         if config.patience and state.bad_epochs >= config.patience:
@@ -130,6 +132,7 @@ def fit(
             "samples_per_second": round(samples / seconds, 2),
         }
         state.history.append(row)
+        log_epoch(row)
         improved = dev_metrics["weighted_f1"] > state.best_f1
         if improved:
             state.best_f1, state.best_epoch, state.best_dev, state.bad_epochs = dev_metrics["weighted_f1"], epoch + 1, dev_metrics, 0
@@ -149,6 +152,7 @@ def fit(
             flush=True,
         )
 
+    log_epoch.close()
     best = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
     accelerator.unwrap_model(model).load_state_dict(best, strict=False)
     if accelerator.is_main_process:

@@ -1,6 +1,8 @@
 """Rebuild a model from its checkpoint folder alone and evaluate it on a MELD split:
-`eval-{split}.json` (metrics) and `predictions-{split}.csv` (one row per utterance)."""
+`eval-{split}.json` (metrics), `predictions-{split}.csv` (one row per utterance),
+`per-class-{split}.csv` and `confusion-{split}.png`."""
 
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,6 +17,7 @@ from recognize.engine import make_accelerator, predict, process_state
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
 from recognize.metrics import classification_metrics
+from recognize.seeds import aggregate, run_label, seed_folders
 
 
 def load_trained(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any], Built]:
@@ -55,7 +58,36 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
     if process_state().is_main_process:
         ckpt.write_json(folder / f"eval-{split}.json", metrics)
         ckpt.write_rows(folder / f"predictions-{split}.csv", prediction_rows(data_split.rows, logits, names, config.task))
+        ckpt.write_rows(folder / f"per-class-{split}.csv", [{"class": name, **values} for name, values in metrics["per_class"].items()])
+        write_confusion(folder / f"confusion-{split}.png", metrics["confusion"], names, f"{run_label(folder)}, {split}")
     return metrics
+
+
+def write_confusion(path: Path, confusion: "list[list[int]]", names: list[str], title: str) -> None:
+    """The confusion picture, or a warning when matplotlib (the `plots` extra) is missing."""
+    try:
+        from recognize.plots import write_confusion_picture
+
+        write_confusion_picture(path, confusion, names, title)
+    except ModuleNotFoundError as error:
+        if error.name != "matplotlib":
+            raise
+        warnings.warn(f"no {path.name}: matplotlib is not installed (pip install 'emotion-recognize[plots]')", stacklevel=2)
+
+
+def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str] = None) -> dict[str, Any]:
+    """Evaluate every `seed-{s}` run of a setting folder (`train --seeds`) on `split`; write
+    the folder's `eval-{split}.json` (each score's mean, std and values over the seeds) and
+    return it with each seed's metrics under "per_seed"."""
+    folder = Path(folder)
+    members = seed_folders(folder)
+    if not members:
+        raise RecognizeError(f"{folder}: neither a checkpoint folder nor a setting folder of seed-*/ runs")
+    per_seed = {int(m.name[len("seed-"):]): evaluate(m, split=split, data=data) for m in members}
+    summary = {"split": split, **aggregate(per_seed)}
+    if process_state().is_main_process:
+        ckpt.write_json(folder / f"eval-{split}.json", summary)
+    return {**summary, "per_seed": per_seed}
 
 
 def score(config: ExperimentConfig, built: Built, data: SplitData, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:

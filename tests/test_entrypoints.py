@@ -1,7 +1,6 @@
 """The ways in: the console script's module forms, the offline demo, the recipes in
 training/ and the script in evaluation/, each run for real on tiny data."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,15 +15,8 @@ from recognize.dataset.synthetic import write_synthetic_meld_raw
 from recognize.lineage import record_stages
 from recognize.tiny import write_tiny_vivit, write_tiny_wav2vec2
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT, load_script
 
-
-def load_script(relative: str):
-    """Import a script file (training/..., evaluation/...) as a module."""
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("command", [[sys.executable, "-m", "recognize"], [sys.executable, "recognize/cli.py"]])

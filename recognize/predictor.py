@@ -1,0 +1,101 @@
+"""`predict`: class probabilities for utterances outside any MELD split, one given on the
+command line or each row of a CSV, preprocessed as the checkpoint's training data was
+(tokenizer, dialogue context, audio and video settings, all read from its config.json).
+
+A batch CSV has a column `Utterance` (when the model reads text) and `Audio` / `Video`
+(clip paths, relative to the CSV's folder, when it reads those); `Speaker` and
+`Dialogue_ID` are optional: with a context size, a row's context is the rows before it in
+its dialogue, in file order."""
+
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recognize.builder import clip_reader, eval_loader
+from recognize.checkpoint import read_checkpoint_config
+from recognize.dataset.loader import MediaSource, UtteranceDataset
+from recognize.dataset.meld import read_raw_csv, repair_text
+from recognize.dataset.text import tokenize_rows
+from recognize.engine import make_accelerator, predict
+from recognize.errors import MediaError, RecognizeError
+from recognize.evaluator import load_trained
+
+INPUT_FLAGS = {"T": "--text", "A": "--audio", "V": "--video"}
+INPUT_COLUMNS = {"T": "Utterance", "A": "Audio", "V": "Video"}
+
+
+def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: Optional[str] = None,
+                      video: Optional[str] = None, context: "list[str] | None" = None, speaker: str = "") -> dict[str, float]:
+    """Class name -> probability for one utterance; `context` holds the utterances before
+    it, oldest first (each may read "Speaker: text")."""
+    given = {"T": text, "A": audio, "V": video}
+    context = context or []
+    rows = pd.DataFrame({"dialogue_id": 0, "speaker": [""] * len(context) + [speaker],
+                         "text": [repair_text(t) for t in [*context, text or ""]]})
+    paths = {m: [None] * len(context) + [None if given[m] is None else Path(given[m])] for m in ("A", "V")}
+    names, probabilities = _probabilities(folder, rows, paths, {m: INPUT_FLAGS[m] for m in given},
+                                          given={m for m, v in given.items() if v is not None}, has_context=bool(context))
+    return dict(zip(names, probabilities[-1].tolist()))
+
+
+def predict_file(folder: "str | Path", path: "str | Path") -> pd.DataFrame:
+    """The rows of the CSV `path` with a `prediction` column and a `p_{class}` column per class."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecognizeError(f"--input {path}: file not found")
+    raw = read_raw_csv(path)
+    given = {m for m, column in INPUT_COLUMNS.items() if column in raw.columns}
+    rows = pd.DataFrame({
+        "dialogue_id": raw["Dialogue_ID"].astype(str) if "Dialogue_ID" in raw.columns else "0",
+        "speaker": raw["Speaker"].fillna("").astype(str).map(repair_text) if "Speaker" in raw.columns else "",
+        "text": raw["Utterance"].fillna("").astype(str).map(repair_text) if "T" in given else "",
+    })
+    paths = {m: [path.parent / str(p) for p in raw[INPUT_COLUMNS[m]]] for m in ("A", "V") if m in given}
+    places = {m: f"{path} column {INPUT_COLUMNS[m]}" for m in INPUT_COLUMNS}
+    names, probabilities = _probabilities(folder, rows, paths, places, given, has_context=False)
+    out = raw.copy()
+    out["prediction"] = [names[k] for k in probabilities.argmax(-1)]
+    for k, name in enumerate(names):
+        out[f"p_{name}"] = probabilities[:, k].round(6)
+    return out
+
+
+def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, list[Optional[Path]]],
+                   places: dict[str, str], given: set[str], has_context: bool) -> tuple[list[str], np.ndarray]:
+    """Class names and the probabilities (rows x classes) of the checkpoint in `folder`."""
+    config, _ = read_checkpoint_config(folder)  # inputs are checked before the model loads
+    wanted = set(config.modalities)
+    if given - wanted:
+        extra = sorted(given - wanted, key="TAV".index)
+        raise RecognizeError(f"{places[extra[0]]}: {folder} is a {config.modal} model; it has no "
+                             f"{'text' if extra[0] == 'T' else 'audio' if extra[0] == 'A' else 'video'} encoder")
+    if wanted - given:
+        missing = sorted(wanted - given, key="TAV".index)[0]
+        raise RecognizeError(f"{places[missing]}: required, {folder} is a {config.modal} model")
+    if has_context and config.context == 0:
+        raise RecognizeError(f"--context: {folder} was trained without dialogue context (--context 0)")
+    config, record, built = load_trained(folder)
+    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in wanted else None
+    media = {m: MediaSource(paths[m], _strict(clip_reader(m, config, built), places[m]))
+             for m in ("A", "V") if m in wanted}
+    dataset = UtteranceDataset(np.zeros(len(rows), dtype=int), text=text, media=media)
+    config.workers = 0  # clips are read here, so that a bad one fails with its own one-line error
+    accelerator = make_accelerator(config.precision)
+    model, loader = accelerator.prepare(built.model, eval_loader(config, built, dataset))
+    _, logits, _ = predict(model, loader, accelerator)
+    return list(record["labels"]), torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+
+def _strict(read: Callable[[Path], Any], place: str) -> Callable[[Path], Any]:
+    """`read`, with a clip that is missing or does not decode raised as an error naming `place`."""
+    def read_or_fail(path: Path) -> Any:
+        if not path.is_file():
+            raise RecognizeError(f"{place}: {path}: file not found")
+        try:
+            return read(path)
+        except MediaError as error:
+            raise RecognizeError(f"{place}: {error}") from None
+    return read_or_fail

@@ -1,0 +1,201 @@
+"""The research workflow on tiny text runs: several seeds into one setting folder with its
+aggregate, eval's per-class table and confusion picture, `--compare` with its paired
+bootstrap interval, `predict` giving the probabilities `eval` gives for the same row,
+cross-validation folds that keep dialogues whole, and TensorBoard logs."""
+
+import csv
+import json
+import statistics
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recognize import ExperimentConfig, RecognizeError, evaluate, train
+from recognize.cli import app
+from recognize.compare import paired_bootstrap, weighted_f1
+from recognize.crossval import dialogue_folds
+from recognize.dataset.meld import load_split
+from recognize.plots import row_normalised
+from recognize.predictor import predict_file, predict_utterance
+from recognize.run import train_seeds
+from recognize.seeds import parse_seeds
+
+from helpers import load_script
+
+
+@pytest.fixture(scope="module")
+def seeded(meld_dir, tiny_bert, tmp_path_factory):
+    """Full tuning of a tiny BERT with seeds 1 and 2, with one previous utterance as context."""
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="full", lr=2e-3, epochs=4,
+                              batch_size=16, context=1, output_dir=str(tmp_path_factory.mktemp("seeds")))
+    return train_seeds(config, [1, 2])
+
+
+def test_each_seed_gets_its_folder_and_the_setting_its_aggregate(seeded):
+    assert seeded.name == "T--ET(tiny-bert)"
+    assert sorted(p.name for p in seeded.iterdir()) == ["aggregate.json", "seed-1", "seed-2"]
+    per_seed = [json.loads((seeded / f"seed-{s}" / "metrics.json").read_text()) for s in (1, 2)]
+    histories = [(seeded / f"seed-{s}" / "history.csv").read_text() for s in (1, 2)]
+    assert histories[0] != histories[1]  # each seed trained its own way
+    summary = json.loads((seeded / "aggregate.json").read_text())
+    assert summary["seeds"] == [1, 2]
+    for split in ("dev", "test"):
+        for score in ("accuracy", "weighted_f1", "macro_f1"):
+            values = [m[split][score] for m in per_seed]
+            assert summary[split][score] == {"mean": pytest.approx(statistics.mean(values)),
+                                             "std": pytest.approx(statistics.stdev(values)), "values": values}
+    config = json.loads((seeded / "seed-2" / "config.json").read_text())["experiment"]
+    assert (config["seed"], config["seed_folder"]) == (2, True)
+
+
+def test_a_later_stage_with_seeds_starts_each_seed_from_the_same_seed(seeded):
+    stage2 = ExperimentConfig.from_checkpoint(seeded / "seed-1", mode="frozen", init_from=[str(seeded)], epochs=1,
+                                              seed_folder=False)
+    group = train_seeds(stage2, [1, 2])
+    for seed in (1, 2):
+        lineage = json.loads((group / f"seed-{seed}" / "config.json").read_text())["lineage"]
+        assert lineage[0]["folder"] == str(seeded / f"seed-{seed}")
+
+
+@pytest.mark.parametrize("text, message", [("1,x", "is not a comma-separated list of integers"), ("3,3", "repeats a seed")])
+def test_bad_seeds_are_refused(text, message):
+    with pytest.raises(RecognizeError, match=f"--seeds: '{text}' {message}"):
+        parse_seeds(text)
+
+
+def test_eval_of_a_setting_folder_evaluates_every_seed(seeded):
+    result = CliRunner().invoke(app, ["eval", str(seeded), "--split", "dev"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((seeded / "eval-dev.json").read_text())
+    recorded = [json.loads((seeded / f"seed-{s}" / "metrics.json").read_text())["dev"]["weighted_f1"] for s in (1, 2)]
+    assert summary["scores"]["weighted_f1"]["values"] == pytest.approx(recorded, abs=1e-9)
+    assert "seed 1:" in result.output and "±" in result.output
+
+
+def test_eval_writes_the_per_class_table_and_the_confusion_picture(seeded):
+    folder = seeded / "seed-1"
+    metrics = evaluate(folder, split="test")
+    with open(folder / "per-class-test.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["class"] for r in rows] == list(metrics["per_class"])
+    for row in rows:
+        expected = metrics["per_class"][row["class"]]
+        assert {k: float(row[k]) for k in ("precision", "recall", "f1")} == pytest.approx(
+            {k: expected[k] for k in ("precision", "recall", "f1")}, abs=1e-12)
+        assert int(row["support"]) == expected["support"]
+    assert (folder / "confusion-test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    normalised = row_normalised(np.array([[3, 1], [0, 0]]))
+    assert normalised.tolist() == [[0.75, 0.25], [0.0, 0.0]]
+
+
+def test_bootstrap_interval_contains_zero_for_a_model_against_itself_and_not_for_a_much_better_one():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 300)
+    guess = np.where(rng.random(300) < 0.5, truth, rng.integers(0, 3, 300))
+    same = paired_bootstrap(truth, guess, guess, classes=3, resamples=200)
+    assert same["difference"] == 0 and same["low"] <= 0 <= same["high"]
+    better = np.where(rng.random(300) < 0.9, truth, guess)
+    result = paired_bootstrap(truth, better, guess, classes=3, resamples=200)
+    assert result["difference"] == pytest.approx(weighted_f1(truth, better, 3) - weighted_f1(truth, guess, 3))
+    assert 0 < result["low"] < result["difference"] < result["high"]
+    assert paired_bootstrap(truth, better, guess, classes=3, resamples=200) == result  # seeded
+
+
+def test_compare_prints_both_and_the_interval(seeded):
+    result = CliRunner().invoke(app, ["eval", str(seeded / "seed-1"), "--compare", str(seeded / "seed-1")])
+    assert result.exit_code == 0, result.output
+    assert "weighted-F1 A - B: +0.00 points, 95% paired bootstrap interval [+0.00, +0.00]" in result.output.replace("\n", " ")
+
+
+def test_predict_gives_the_probabilities_eval_gives_for_the_same_rows(seeded, meld_dir):
+    folder = seeded / "seed-1"
+    evaluate(folder, split="test")
+    with open(folder / "predictions-test.csv", newline="") as handle:
+        evaluated = list(csv.DictReader(handle))
+    rows = load_split(meld_dir, "test")
+    for i in (0, 1, 5):  # row 0 opens a dialogue; the others have a previous utterance as context
+        context = [f"{rows.speaker[i - 1]}: {rows.text[i - 1]}"] if i and rows.dialogue_id[i] == rows.dialogue_id[i - 1] else []
+        assert rows.dialogue_id[i] == int(evaluated[i]["dialogue_id"]) and rows.utterance_id[i] == int(evaluated[i]["utterance_id"])
+        probabilities = predict_utterance(folder, text=rows.text[i], speaker=rows.speaker[i], context=context)
+        assert {k: round(v, 6) for k, v in probabilities.items()} == pytest.approx(
+            {k[2:]: float(v) for k, v in evaluated[i].items() if k.startswith("p_")}, abs=2e-6)
+
+    table = predict_file(folder, meld_dir / "test_sent_emo.csv")
+    by_id = {(int(r.Dialogue_ID), int(r.Utterance_ID)): r for r in table.itertuples(index=False)}
+    for row in evaluated:
+        predicted = by_id[(int(row["dialogue_id"]), int(row["utterance_id"]))]
+        assert predicted.prediction == row["prediction"]
+        assert predicted.p_joy == pytest.approx(float(row["p_joy"]), abs=2e-6)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--text", "hi", "--audio", "clip.flac"], "--audio: {folder} is a T model; it has no audio encoder"),
+    (["--speaker", "Joey"], "--text: required, {folder} is a T model"),
+    (["--text", "hi", "--input", "rows.csv"], "--input: give utterances either in the CSV or with --text/--audio/--video, not both"),
+])
+def test_predict_refuses_inputs_the_model_does_not_take_or_lacks(seeded, arguments, message):
+    folder = seeded / "seed-1"
+    result = CliRunner().invoke(app, ["predict", str(folder), *arguments])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"error: {message.format(folder=folder)}"]
+
+
+@pytest.mark.parametrize("folds", [2, 3, 7])
+def test_folds_never_share_a_dialogue_and_cover_the_split_once(meld_dir, folds):
+    dialogues = load_split(meld_dir, "dev")["dialogue_id"]
+    parts = dialogue_folds(dialogues, folds, seed=3)
+    every = np.sort(np.concatenate(parts))
+    assert every.tolist() == list(range(len(dialogues)))  # each row exactly once
+    owners = [set(dialogues.iloc[p]) for p in parts]
+    assert all(not (owners[i] & owners[j]) for i in range(folds) for j in range(i + 1, folds))
+    sizes = [len(p) for p in parts]
+    assert max(sizes) - min(sizes) <= dialogues.value_counts().max()  # balanced up to one dialogue
+    assert [p.tolist() for p in dialogue_folds(dialogues, folds, seed=3)] == [p.tolist() for p in parts]
+    with pytest.raises(RecognizeError, match="--folds: must be between 2 and"):
+        dialogue_folds(dialogues, 1)
+
+
+def test_cross_validation_script_trains_each_fold_and_summarises_them(meld_dir, tiny_bert, tmp_path, capsys):
+    load_script("evaluation/cross_validation.py").main(
+        [str(meld_dir), "--split", "train", "--modal", "T", "--mode", "full", "--text-model", str(tiny_bert), "--folds", "3",
+         "--epochs", "3", "--lr", "2e-3", "--batch-size", "16", "--output-dir", str(tmp_path)])
+    summary = json.loads((tmp_path / "cv-train-3" / "cross-validation.json").read_text())
+    rows = load_split(meld_dir, "train")
+    assert sum(f["rows"] for f in summary["per_fold"]) == len(rows)
+    for fold in summary["per_fold"]:
+        data = tmp_path / "cv-train-3" / f"fold-{fold['fold']}" / "data"
+        tested = load_split(data, "test")
+        assert len(tested) == fold["rows"]
+        assert not set(tested["dialogue_id"]) & set(load_split(data, "train")["dialogue_id"])
+        recorded = json.loads((data.parent / "T--ET(tiny-bert)" / "metrics.json").read_text())["test"]
+        assert fold["weighted_f1"] == recorded["weighted_f1"]
+    values = [f["weighted_f1"] for f in summary["per_fold"]]
+    assert summary["weighted_f1"] == {"mean": pytest.approx(statistics.mean(values)), "std": pytest.approx(statistics.stdev(values))}
+    assert summary["weighted_f1"]["mean"] > 0.5  # the generated text carries the label
+    assert "3-fold on train" in capsys.readouterr().out
+
+
+def test_tensorboard_log_holds_every_number_of_history_csv(meld_dir, tiny_bert, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", epochs=2, log="tensorboard",
+                                    output_dir=str(tmp_path)))
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    with open(folder / "history.csv", newline="") as handle:
+        history = list(csv.DictReader(handle))
+    names = [k for k in history[0] if k != "epoch"]
+    assert sorted(events.Tags()["scalars"]) == sorted(names)
+    for name in names:
+        logged = [(e.step, e.value) for e in events.Scalars(name)]
+        assert logged == [(int(row["epoch"]), pytest.approx(float(row[name]), rel=1e-6)) for row in history]
+
+
+def test_tensorboard_log_without_the_package_is_refused_before_training(meld_dir, tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), log="tensorboard", output_dir=str(tmp_path))
+    with pytest.raises(RecognizeError, match=r"--log tensorboard: the tensorboard package is not installed"):
+        train(config)
+    assert not config.run_dir.exists()
