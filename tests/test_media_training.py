@@ -18,6 +18,7 @@ from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import broken_cases, write_synthetic_meld_raw
 from recognize.errors import RecognizeError
 from recognize.model.fusion import FUSIONS
+from recognize.predictor import predict_utterance
 from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_tiny_wav2vec2
 
 DIALOGUES = {"train": 24, "dev": 6, "test": 6}
@@ -129,6 +130,22 @@ def test_eval_keeps_every_row_and_reproduces_the_recorded_dev_metrics(runs, medi
         predictions = list(csv.DictReader(handle))
     dev = load_split(meld_dir, "dev")
     assert [(int(p["dialogue_id"]), int(p["utterance_id"])) for p in predictions] == list(zip(dev["dialogue_id"], dev["utterance_id"]))
+
+
+@pytest.mark.parametrize("name, modality", [("A-full", "audio"), ("V-frozen", "video")])
+def test_predict_reads_a_clip_as_eval_does(runs, media_meld, name, modality):
+    meld_dir, cases = media_meld
+    broken = {name for _, names in cases.values() for name in names}
+    evaluate(runs[name], split="dev")
+    with open(runs[name] / "predictions-dev.csv") as handle:
+        row = next(r for r in csv.DictReader(handle) if f"dia{r['dialogue_id']}_utt{r['utterance_id']}" not in broken)
+    folder, extension = ("audios", "flac") if modality == "audio" else ("videos", "mp4")
+    clip = meld_dir / folder / "dev" / f"dia{row['dialogue_id']}_utt{row['utterance_id']}.{extension}"
+    probabilities = predict_utterance(runs[name], **{modality: str(clip)})
+    assert {k: round(v, 6) for k, v in probabilities.items()} == pytest.approx(
+        {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}, abs=2e-6)
+    with pytest.raises(RecognizeError, match=rf"--{modality}: .*nowhere.{extension}: file not found"):
+        predict_utterance(runs[name], **{modality: str(meld_dir / f"nowhere.{extension}")})
 
 
 def test_a_missing_clip_is_masked_so_its_prediction_is_the_heads_bias(runs, media_meld):
