@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from recognize.cache import FeatureDataset, cached_features, collate_features, uses_cache
 from recognize.config import ExperimentConfig
 from recognize.dataset.audio import AudioFeatures, read_waveform
 from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
@@ -40,6 +41,8 @@ class Built:
     video: Optional[VideoFrames] = None
     initialised: list[str] = field(default_factory=list)
     """Names of the tensors loaded from `init_weights` (an earlier stage), sorted."""
+    weight_digests: dict[str, str] = field(default_factory=dict)
+    """Per modality, the digest of its encoder's weights (the feature cache's key; computed once)."""
 
     @property
     def pad_token_id(self) -> int:
@@ -86,6 +89,9 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
     if init_weights:
         built.initialised = load_matching(built.model, init_weights)
     apply_mode(built.model, config.mode, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    if config.compile:
+        for encoder in built.model.encoders.values():
+            encoder.backbone.compile(dynamic=True)  # in place: parameter names, and so checkpoints, stay as they are
     return built
 
 
@@ -143,12 +149,16 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
     if not keep.any():
         raise RecognizeError(f"{config.data}: no {split} row has a usable clip for --modal {config.modal}; "
                              f"{media_note(report)}")
-    rows = rows[keep].reset_index(drop=True)
+    # every row first: a kept row's context holds the utterances before it, clips or not
     text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
-    media = {m: MediaSource([p for p, k in zip(index.paths, keep) if k], clip_reader(m, config, built))
-             for m, index in indexes.items()}
-    lengths = [s for s, k in zip(indexes["A"].lengths, keep) if k] if "A" in indexes and text is None else None
+    media = {m: MediaSource(index.paths, clip_reader(m, config, built)) for m, index in indexes.items()}
+    lengths = indexes["A"].lengths if "A" in indexes and text is None else None
     dataset = UtteranceDataset(label_ids(rows, config.task), text=text, media=media, lengths=lengths)
+    if uses_cache(config):
+        dataset = cached_features(config, built, split, dataset, {m: index.paths for m, index in indexes.items()},
+                                  loader_for=lambda view: eval_loader(config, built, view))
+    if not keep.all():
+        dataset, rows = dataset.subset(np.flatnonzero(keep)), rows[keep].reset_index(drop=True)
     return SplitData(dataset, rows, report)
 
 
@@ -164,13 +174,13 @@ def media_note(report: dict[str, Any]) -> str:
 def train_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDataset) -> DataLoader:
     """Shuffled, length-grouped training batches."""
     sampler = LengthGroupedBatchSampler(dataset.lengths(), config.batch_size, config.seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=_collator(built), **_loader_options(config))
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=_collator(built, dataset), **_loader_options(config, dataset))
 
 
 def eval_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDataset) -> DataLoader:
     """Batches in row order for evaluation, twice the training batch size."""
-    return DataLoader(dataset, batch_size=config.batch_size * 2, shuffle=False, collate_fn=_collator(built),
-                      **_loader_options(config))
+    return DataLoader(dataset, batch_size=config.batch_size * 2, shuffle=False, collate_fn=_collator(built, dataset),
+                      **_loader_options(config, dataset))
 
 
 def has_split(config: ExperimentConfig, split: str) -> bool:
@@ -190,8 +200,10 @@ def _read_video(path: Path, preprocess: VideoFrames) -> torch.Tensor:
     return preprocess(read_frames(path, preprocess.num_frames))
 
 
-def _collator(built: Built) -> Collator:
-    """The batch collator for `built`'s modalities."""
+def _collator(built: Built, dataset: UtteranceDataset) -> Callable[[list[dict]], dict]:
+    """The batch collator for `built`'s modalities (cached features are only stacked)."""
+    if isinstance(dataset, FeatureDataset):
+        return collate_features
     video_shape: tuple[int, ...] = ()
     if built.video is not None:
         blank = np.zeros((built.video.num_frames, 64, 64, 3), dtype=np.uint8)
@@ -199,10 +211,9 @@ def _collator(built: Built) -> Collator:
     return Collator(built.pad_token_id, audio=built.audio, video_shape=video_shape)
 
 
-def _loader_options(config: ExperimentConfig) -> dict[str, Any]:
+def _loader_options(config: ExperimentConfig, dataset: UtteranceDataset) -> dict[str, Any]:
     """DataLoader workers (for reading audio and video) and pinned memory on GPU."""
     workers = config.workers
     if workers < 0:
-        reads_media = any(m in MEDIA_MODALITIES for m in config.modalities)
-        workers = min(4, os.cpu_count() or 1) if reads_media else 0
+        workers = min(4, os.cpu_count() or 1) if dataset.media else 0
     return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}

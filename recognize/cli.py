@@ -48,6 +48,8 @@ def _config_options() -> list[inspect.Parameter]:
         if f.name == "data" or not f.metadata["cli"]:
             continue
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        if f.default is True:  # a switch that is on unless turned off
+            flag = f"{flag}/--no-{flag[2:]}"
         annotation, default = hints[f.name], f.default
         if f.default_factory is not dataclasses.MISSING:  # list fields: a repeatable option
             annotation, default = Optional[list[str]], None
@@ -206,6 +208,66 @@ def predict_command(
     for name, value in sorted(probabilities.items(), key=lambda item: -item[1]):
         table.add_row(name, f"{value:.2%}")
     console.print(table)
+
+
+cache_app = typer.Typer(no_args_is_help=True, help="The feature cache of frozen encoders: list, clear, build.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+@_fail_cleanly
+def cache_list_command(
+    cache_dir: str = typer.Option("", "--cache-dir", help="Feature cache folder (default: $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize)."),
+) -> None:
+    """List the cache's entries: modality, model, split, rows, width, size, when built."""
+    from recognize.cache import cache_root, list_entries
+
+    root = cache_root(cache_dir)
+    entries = list_entries(root)
+    table = Table(title=escape(f"{root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 1e6:.1f} MB"), title_justify="left")
+    for column in ("file", "modality", "model", "split", "rows", "width", "MB", "built"):
+        table.add_column(column, justify="right" if column in ("rows", "width", "MB") else "left")
+    for entry in entries:
+        if "error" in entry:
+            table.add_row(escape(entry["file"]), "", escape(f"unreadable: {entry['error']}"), "", "", "", f"{entry['bytes'] / 1e6:.1f}", "")
+            continue
+        table.add_row(escape(entry["file"]), entry["modality"], escape(entry["model"]), entry["split"], str(entry["rows"]),
+                      str(entry["width"]), f"{entry['bytes'] / 1e6:.1f}", entry["created"])
+    console.print(table)
+
+
+@cache_app.command("clear")
+@_fail_cleanly
+def cache_clear_command(
+    pattern: str = typer.Argument("", metavar="[PATTERN]", help="Only entries whose file name contains this (default: all)."),
+    cache_dir: str = typer.Option("", "--cache-dir", help="Feature cache folder (default: $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize)."),
+) -> None:
+    """Remove cache entries (all, or those whose name contains PATTERN)."""
+    from recognize.cache import cache_root, clear_entries
+
+    removed = clear_entries(cache_root(cache_dir), pattern)
+    console.print(escape(f"removed {len(removed)} entries from {cache_root(cache_dir)}"), highlight=False)
+
+
+def cache_build(data: str, **settings: Any) -> None:
+    """Compute the frozen encoders' features of every split of a MELD folder (train's model flags apply)."""
+    from recognize.builder import build_model, has_split, make_split
+
+    settings["init_from"] = settings.get("init_from") or []
+    config = ExperimentConfig(data=data, **{**settings, "mode": "frozen", "cache": True})
+    built = build_model(config)
+    for split in ("train", "dev", "test"):
+        if has_split(config, split):
+            rows = len(make_split(config, built, split).dataset)
+            console.print(escape(f"{split}: features of {rows} rows ready ({config.modal})"), highlight=False)
+
+
+cache_build.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+                      default=typer.Argument("datasets/MELD", metavar="DATA_DIR", help="MELD folder (the three CSVs at its root).")),
+    *_config_options(),
+])
+cache_app.command("build")(_fail_cleanly(cache_build))
 
 
 @app.command("prepare")

@@ -21,6 +21,10 @@ from recognize.model.modes import checkpoint_state
 from recognize.seeds import AGGREGATE, aggregate, seed_member
 
 
+RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log"})
+"""Settings a resumed run may change: they alter how fast it runs or where it logs, not what it learns."""
+
+
 def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = False) -> Path:
     """Train as `config` says and return the checkpoint folder.
 
@@ -107,7 +111,7 @@ def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
         raise RecognizeError(f"{run_dir}: no completed epoch to resume from; use --overwrite")
     saved, _ = ckpt.read_checkpoint_config(run_dir)
     differs = [k for k, v in config.to_dict().items()
-               if v != getattr(saved, k) and not (k == "pooling" and v == "auto")]
+               if v != getattr(saved, k) and k not in RESULT_NEUTRAL and not (k == "pooling" and v == "auto")]
     if differs:
         raise RecognizeError(f"{run_dir}: --resume needs the interrupted run's settings; these differ: {', '.join(differs)}")
     config.pooling = saved.pooling

@@ -1,4 +1,5 @@
-"""Shared fixtures: a generated MELD-format folder and a tiny BERT, both offline."""
+"""Shared fixtures: a generated MELD-format folder and a tiny BERT, both offline, and a
+feature cache of the tests' own."""
 
 import os
 from pathlib import Path
@@ -10,6 +11,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from recognize.dataset.synthetic import vocabulary, write_synthetic_meld  # noqa: E402
 from recognize.tiny import write_tiny_bert  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory) -> Path:
+    """The feature cache of every run in the tests: a fresh folder, never the user's."""
+    folder = tmp_path_factory.mktemp("feature-cache")
+    os.environ["EMOTION_RECOGNIZE_CACHE"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

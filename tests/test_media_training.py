@@ -161,15 +161,20 @@ def test_a_missing_clip_is_masked_so_its_prediction_is_the_heads_bias(runs, medi
     assert [float(row[f"p_{label}"]) for label in labels] == pytest.approx(expected, abs=2e-6)
 
 
-def test_zero_policy_trains_on_every_row(media_meld, encoders, tmp_path):
-    config = media_config(media_meld, encoders, tmp_path, "A-frozen", missing_media="zero", epochs=1)
+@pytest.mark.parametrize("cache", [False, True])
+def test_zero_policy_trains_on_every_row(media_meld, encoders, tmp_path, cache):
+    config = media_config(media_meld, encoders, tmp_path, "A-frozen", missing_media="zero", epochs=1, cache=cache)
     built = build_model(config)
 
     data = make_split(config, built, "train", training=True)
 
     assert len(data.dataset) == len(load_split(media_meld[0], "train"))
     assert (data.media_report["rows_skipped"], data.media_report["rows_zero_filled"]) == (0, 2)
-    assert sum(data.dataset[i]["A"] is None for i in range(len(data.dataset))) == 2
+    items = [data.dataset[i] for i in range(len(data.dataset))]
+    absent = [not item["A_present"] for item in items] if cache else [item["A"] is None for item in items]
+    assert sum(absent) == 2
+    if cache:  # served from the feature cache: an absent clip's vector is zero
+        assert all(not item["A_features"].any() for item, gone in zip(items, absent) if gone)
 
 
 def test_skip_policy_drops_the_rows_without_clips(media_meld, encoders, tmp_path):

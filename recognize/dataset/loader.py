@@ -58,6 +58,13 @@ class UtteranceDataset(Dataset):
             item[modality] = source.get(index)
         return item
 
+    def subset(self, rows: np.ndarray) -> "UtteranceDataset":
+        """The dataset of `rows` (indices into this one), in that order."""
+        lengths = [self._lengths[i] for i in rows] if self._lengths is not None else None
+        return UtteranceDataset(self.labels[rows], text=None if self.text is None else [self.text[i] for i in rows],
+                                media={m: MediaSource([s.paths[i] for i in rows], s.read) for m, s in self.media.items()},
+                                lengths=lengths)
+
     def lengths(self) -> list[float]:
         """A size per row that drives length grouping: given lengths (e.g. audio seconds),
         else the token count, else 1."""

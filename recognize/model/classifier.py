@@ -24,10 +24,12 @@ class EmotionModel(nn.Module):
 
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
         """The pooled vector (B, D_m) of every modality in the batch, zero for rows marked
-        absent by `{m}_present`."""
+        absent by `{m}_present`; taken from `{m}_features` when the batch carries the
+        encoder's cached output (frozen mode, `cache.py`)."""
         pooled = {}
         for modality, encoder in self.encoders.items():
-            vector = encoder(batch[modality])
+            cached = batch.get(f"{modality}_features")
+            vector = encoder(batch[modality]) if cached is None else cached
             present = batch.get(f"{modality}_present")
             pooled[modality] = vector if present is None else vector * present.to(vector.dtype).unsqueeze(-1)
         return pooled

@@ -1,0 +1,288 @@
+"""The feature cache: what a frozen encoder makes of each row of a split (its pooled vector,
+and whether the row had the modality), computed once and reused by every later frozen run
+that would compute the same thing: emotion and sentiment runs, every fusion and head.
+
+An entry is one safetensors file per (modality, encoder weights, preprocessing, split
+data) under the cache folder (`--cache-dir`, else $EMOTION_RECOGNIZE_CACHE, else
+~/.cache/emotion-recognize). Its name ends in a digest of that key, which is also stored
+whole in the file's metadata, with a checksum of the tensors:
+
+- the encoder: its class and every tensor of its weights (so an `--init-from` stage's
+  tuned encoder gets its own entries), plus the pooling;
+- the preprocessing: tokenizer, context size and token budget for text; the feature
+  extractor's settings and the crop for audio; the frame count and image settings for
+  video; the package version;
+- the data: the split's CSV bytes and, per row, its clip's name, size and modification time.
+
+Entries are written to a temp name and renamed, so a killed build leaves none, and two
+builders of one entry each write a whole file. An entry whose key, shapes or checksum do
+not match on reading is reported and built again.
+"""
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from recognize import __version__
+from recognize.checkpoint import atomic_write
+from recognize.dataset.loader import UtteranceDataset
+from recognize.config import ExperimentConfig, backbone_name
+from recognize.dataset.meld import csv_path
+from recognize.engine import process_state
+from recognize.errors import RecognizeError
+
+ENVIRONMENT = "EMOTION_RECOGNIZE_CACHE"
+SUFFIX = ".features.safetensors"
+
+
+def cache_root(configured: str = "") -> Path:
+    """The cache folder: `configured` if set, else $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize."""
+    return Path(configured or os.environ.get(ENVIRONMENT) or Path.home() / ".cache" / "emotion-recognize").expanduser()
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A digest of every tensor of `module` (names, shapes, dtypes and bytes)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(module.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """A digest of a file's bytes."""
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+
+
+def clips_digest(paths: "list[Optional[Path]]") -> str:
+    """A digest of each row's clip: its name, size and modification time (or its absence)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        if path is None:
+            digest.update(b"-\n")
+        else:
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Entry:
+    """One modality's cached features of one split: key, file, and (once read) the tensors."""
+
+    key: dict[str, Any]
+    path: Path
+    features: Optional[torch.Tensor] = None
+    present: Optional[torch.Tensor] = None
+
+    @classmethod
+    def for_key(cls, root: Path, key: dict[str, Any]) -> "Entry":
+        """The entry of `key` under `root` (its file may not exist yet)."""
+        text = json.dumps(key, sort_keys=True)
+        digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        name = f"{key['modality']}-{key['backbone']}-{key['split']}-{digest}{SUFFIX}"
+        return cls(key, root / name)
+
+    def load(self, rows: int) -> "str | None":
+        """Read the file into `features` and `present`; None when it is valid, else why not."""
+        if not self.path.is_file():
+            return "absent"
+        try:
+            with safe_open(str(self.path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                features, present = handle.get_tensor("features"), handle.get_tensor("present")
+        except (SafetensorError, OSError, ValueError, KeyError) as error:
+            return f"unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+        if metadata.get("key") != json.dumps(self.key, sort_keys=True):
+            return "its key differs"
+        if features.ndim != 2 or features.shape[0] != rows or present.shape != (rows,):
+            return f"shape {tuple(features.shape)} for {rows} rows"
+        if metadata.get("checksum") != _checksum(features, present):
+            return "checksum mismatch"
+        self.features, self.present = features, present.bool()
+        return None
+
+    def save(self, features: torch.Tensor, present: torch.Tensor) -> None:
+        """Write the entry atomically (temp file, then rename)."""
+        features, present = features.contiguous().float(), present.to(torch.uint8).contiguous()
+        metadata = {"key": json.dumps(self.key, sort_keys=True), "checksum": _checksum(features, present),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        atomic_write(self.path, lambda temp: save_file({"features": features, "present": present}, str(temp), metadata))
+        self.features, self.present = features, present.bool()
+
+
+def _checksum(features: torch.Tensor, present: torch.Tensor) -> str:
+    """A digest of the entry's tensors' bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in (features.float().contiguous(), present.to(torch.uint8).contiguous()):
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def list_entries(root: Path) -> list[dict[str, Any]]:
+    """What each entry file under `root` holds, from its metadata alone (unreadable ones say so)."""
+    found = []
+    for path in sorted(root.glob(f"*{SUFFIX}")) if root.is_dir() else []:
+        item: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size}
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                shape = handle.get_slice("features").get_shape()
+            key = json.loads(metadata["key"])
+            item.update(modality=key["modality"], model=key["model"], split=key["split"], rows=shape[0],
+                        width=shape[1], created=metadata.get("created", ""))
+        except (SafetensorError, OSError, ValueError, KeyError) as error:
+            item["error"] = str(error).splitlines()[0] if str(error) else type(error).__name__
+        found.append(item)
+    return found
+
+
+def clear_entries(root: Path, pattern: str = "") -> list[Path]:
+    """Remove the entry files (and leftover temp files) whose names contain `pattern`; return them."""
+    removed = []
+    for path in sorted(root.glob(f"*{SUFFIX}")) + sorted(root.glob(f".*{SUFFIX}.*.tmp")) if root.is_dir() else []:
+        if pattern in path.name:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def encode_split(model: nn.Module, loader, modalities: list[str], device: torch.device,
+                 title: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Pooled vectors and presence of `modalities` for every row of `loader`'s dataset, in
+    row order, computed in batches on `device` with a progress bar on a terminal."""
+    parts: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
+    presence: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
+    indices = []
+    console = Console(stderr=True)
+    columns = (TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with torch.no_grad(), Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("features", total=len(loader))
+        for batch in loader:
+            batch = _to(batch, device)
+            for modality in modalities:
+                vector = model.encoders[modality](batch[modality]).float()
+                present = batch.get(f"{modality}_present")
+                present = torch.ones(vector.shape[0], dtype=torch.bool, device=vector.device) if present is None else present
+                parts[modality].append((vector * present.to(vector.dtype).unsqueeze(-1)).cpu())
+                presence[modality].append(present.cpu())
+            indices.append(batch["index"].cpu())
+            progress.advance(task)
+    order = torch.argsort(torch.cat(indices))
+    return {m: (torch.cat(parts[m])[order], torch.cat(presence[m])[order]) for m in modalities}
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """`value` (a tensor, or dicts of them) moved to `device`."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
+
+
+class FeatureDataset(UtteranceDataset):
+    """A split served as cached pooled vectors: each item carries `{m}_features` and
+    `{m}_present` for its modalities instead of tokens or clips."""
+
+    def __init__(self, labels: np.ndarray, features: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                 lengths: "list[float]") -> None:
+        super().__init__(labels, lengths=lengths)
+        self.features = features
+
+    def subset(self, rows: np.ndarray) -> "FeatureDataset":
+        """The dataset of `rows` (indices into this one), in that order."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        return FeatureDataset(self.labels[rows], {m: (v[index], p[index]) for m, (v, p) in self.features.items()},
+                              lengths=[self.lengths()[i] for i in rows])
+
+    def __getitem__(self, index: int) -> dict:
+        return collate_features(self.__getitems__([index]))
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """The rows `indices` as one ready batch, in a list of one (the DataLoader fetches a
+        whole batch through this method, so a cached epoch indexes tensors, not rows)."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        batch: dict[str, Any] = {"labels": torch.as_tensor(self.labels[indices], dtype=torch.long), "index": index}
+        for modality, (vectors, present) in self.features.items():
+            batch[f"{modality}_features"] = vectors[index]
+            batch[f"{modality}_present"] = present[index]
+        return [batch]
+
+
+def collate_features(items: list[dict]) -> dict:
+    """The batch of a FeatureDataset: `__getitems__` has already built it."""
+    (batch,) = items
+    return batch
+
+
+def uses_cache(config: ExperimentConfig) -> bool:
+    """Whether a run of `config` reads its encoders' features from the cache (frozen mode, cache on)."""
+    return config.mode == "frozen" and config.cache
+
+
+def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str, clips: "list[Optional[Path]] | None") -> dict[str, Any]:
+    """The key of `modality`'s entry for `split`: encoder, preprocessing and data (see the module docstring)."""
+    encoder = built.model.encoders[modality]
+    model_id = config.model_id(modality)
+    if modality not in built.weight_digests:
+        built.weight_digests[modality] = weights_digest(encoder)
+    key: dict[str, Any] = {"modality": modality, "model": model_id, "backbone": backbone_name(model_id), "split": split,
+                           "version": __version__, "encoder": type(encoder).__name__,
+                           "weights": built.weight_digests[modality], "csv": file_digest(csv_path(config.data, split))}
+    if modality == "T":
+        tokenizer = built.tokenizer
+        vocabulary = json.dumps(sorted(tokenizer.get_vocab().items())) + json.dumps(tokenizer.special_tokens_map, sort_keys=True)
+        key["preprocessing"] = {"tokenizer": type(tokenizer).__name__, "vocabulary": hashlib.blake2b(vocabulary.encode(), digest_size=16).hexdigest(),
+                                "context": config.context, "max_length": config.max_length, "pooling": config.pooling}
+    elif modality == "A":
+        key["preprocessing"] = {"extractor": built.audio.extractor.to_json_string(), "max_seconds": config.max_audio_seconds}
+    else:
+        key["preprocessing"] = {name: repr(value) for name, value in sorted(vars(built.video).items())}
+    if clips is not None:
+        key["clips"] = clips_digest(clips)
+    return key
+
+
+def cached_features(config: ExperimentConfig, built: Any, split: str, dataset: UtteranceDataset,
+                    clips: "dict[str, list[Optional[Path]]]", loader_for) -> FeatureDataset:
+    """`dataset` (every row of `split`) as its encoders' pooled vectors: read from the cache,
+    or computed in batches on the GPU when there is one (by the main process, the others
+    waiting) and stored. `loader_for(view)` gives the batches of a dataset view."""
+    root = cache_root(config.cache_dir)
+    entries = {m: Entry.for_key(root, feature_key(config, built, m, split, clips.get(m))) for m in config.modalities}
+    state = process_state()
+    missing = []
+    for modality, entry in entries.items():
+        problem = entry.load(len(dataset))
+        if problem is not None:
+            if problem != "absent":
+                state.print(f"feature cache: {entry.path} is {problem}; building it again")
+            missing.append(modality)
+    if missing and state.is_main_process:
+        view = UtteranceDataset(dataset.labels, text=dataset.text if "T" in missing else None,
+                                media={m: s for m, s in dataset.media.items() if m in missing})
+        device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        built.model.to(device)
+        computed = encode_split(built.model, loader_for(view), missing, device, f"features {split} ({'+'.join(missing)})")
+        for modality in missing:
+            entries[modality].save(*computed[modality])
+    state.wait_for_everyone()  # every process, every time: the others read what the main one built
+    for entry in entries.values():
+        if entry.features is None and (problem := entry.load(len(dataset))) is not None:
+            raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
+    features = {m: (entry.features, entry.present) for m, entry in entries.items()}
+    return FeatureDataset(dataset.labels, features, lengths=dataset.lengths())

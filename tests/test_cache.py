@@ -1,0 +1,173 @@
+"""The feature cache: its key changes with each of its parts and with nothing else; a second
+frozen run runs no encoder; killed, corrupted and concurrent builds never leave an entry
+that is trusted wrongly; and frozen results are the same with and without the cache."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from recognize import ExperimentConfig, train
+from recognize.builder import build_model
+from recognize.cache import SUFFIX, Entry, cache_root, feature_key, list_entries
+from recognize.dataset.prepare import prepare
+from recognize.dataset.synthetic import write_synthetic_meld_raw
+from recognize.model.encoders import AudioEncoder, TextEncoder
+from recognize.tiny import write_tiny_wav2vec2
+
+from helpers import ROOT
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """A cache folder of this test's own."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("EMOTION_RECOGNIZE_CACHE", str(folder))
+    return folder
+
+
+def frozen(meld_dir, tiny_bert, output, **overrides) -> ExperimentConfig:
+    """A frozen text run on the shared tiny data."""
+    return ExperimentConfig(**{**dict(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", epochs=2, lr=1e-2,
+                                      output_dir=str(output)), **overrides})
+
+
+def count_forwards(monkeypatch, encoder_class) -> list[int]:
+    """Count the calls of `encoder_class.forward` from now on (in the returned list's one cell)."""
+    calls = [0]
+    forward = encoder_class.forward
+
+    def counted(self, *args, **kwargs):
+        calls[0] += 1
+        return forward(self, *args, **kwargs)
+    monkeypatch.setattr(encoder_class, "forward", counted)
+    return calls
+
+
+def test_the_key_changes_with_each_of_its_parts_and_nothing_else(meld_dir, tiny_bert, tmp_path):
+    config = frozen(meld_dir, tiny_bert, tmp_path)
+    built = build_model(config)
+    base = feature_key(config, built, "T", "train", None)
+
+    def key_of(split="train", **overrides):
+        changed = ExperimentConfig.from_dict({**config.to_dict(), **overrides})
+        return feature_key(changed, build_model(changed), "T", split, None)
+
+    # what a head or fusion experiment changes shares the entry
+    assert key_of(task="sentiment", lr=0.5, epochs=9, seed=3, modal="T", fusion="tfn", batch_size=4, dropout=0.5) == base
+    for changed in (key_of(context=2), key_of(max_length=16), key_of(pooling="mean"), key_of(split="dev")):
+        assert changed != base and Entry.for_key(tmp_path, changed).path != Entry.for_key(tmp_path, base).path
+    other = build_model(config)
+    with torch.no_grad():
+        next(other.model.encoders["T"].parameters())[0, 0] += 1e-3  # e.g. an --init-from stage's tuned encoder
+    assert feature_key(config, other, "T", "train", None)["weights"] != base["weights"]
+
+    copy = tmp_path / "MELD"
+    shutil.copytree(meld_dir, copy)
+    csv = copy / "train_sent_emo.csv"
+    csv.write_text(csv.read_text().replace("\n", "\r\n", 1))
+    assert key_of(data=str(copy))["csv"] != base["csv"]
+    clip = tmp_path / "clip.flac"
+    clip.write_bytes(b"x")
+    first = feature_key(config, built, "T", "train", [clip, None])["clips"]
+    clip.write_bytes(b"xy")  # another size
+    assert feature_key(config, built, "T", "train", [clip, None])["clips"] != first
+
+
+def test_a_second_frozen_run_runs_no_encoder_and_shares_the_entries_across_tasks(meld_dir, tiny_bert, tmp_path, cache, monkeypatch):
+    calls = count_forwards(monkeypatch, TextEncoder)
+    train(frozen(meld_dir, tiny_bert, tmp_path))
+    assert calls[0] > 0
+    built = sorted(p.name for p in cache.iterdir())
+    assert len(built) == 3 and all(name.endswith(SUFFIX) for name in built)  # train, dev, test
+    calls[0] = 0
+    train(frozen(meld_dir, tiny_bert, tmp_path, task="sentiment"))
+    assert calls[0] == 0
+    assert sorted(p.name for p in cache.iterdir()) == built
+    assert {e["split"] for e in list_entries(cache)} == {"train", "dev", "test"}
+
+
+def test_frozen_results_are_the_same_with_and_without_the_cache(meld_dir, tiny_bert, tmp_path, cache):
+    with_cache = train(frozen(meld_dir, tiny_bert, tmp_path / "a"))
+    without = train(frozen(meld_dir, tiny_bert, tmp_path / "b", cache=False))
+    a, b = (load_file(str(folder / "model.safetensors")) for folder in (with_cache, without))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (with_cache, without)]
+    assert metrics[0]["test"]["confusion"] == metrics[1]["test"]["confusion"]
+    assert metrics[0]["dev"]["weighted_f1"] == pytest.approx(metrics[1]["dev"]["weighted_f1"], abs=1e-12)
+
+
+def test_a_corrupted_entry_is_reported_and_built_again(meld_dir, tiny_bert, tmp_path, cache, monkeypatch, capsys):
+    first = train(frozen(meld_dir, tiny_bert, tmp_path / "a"))
+    entry = next(p for p in cache.iterdir() if "-train-" in p.name)
+    data = bytearray(entry.read_bytes())
+    data[-5] ^= 0xFF  # a flipped bit in the features
+    entry.write_bytes(bytes(data))
+    calls = count_forwards(monkeypatch, TextEncoder)
+    second = train(frozen(meld_dir, tiny_bert, tmp_path / "b"))
+    assert f"feature cache: {entry} is checksum mismatch; building it again" in capsys.readouterr().out
+    assert calls[0] > 0
+    assert load_file(str(first / "model.safetensors")).keys() == load_file(str(second / "model.safetensors")).keys()
+    assert json.loads((first / "metrics.json").read_text())["test"] == json.loads((second / "metrics.json").read_text())["test"]
+
+    entry.write_bytes(entry.read_bytes()[:100])  # cut short, as by a full disk
+    train(frozen(meld_dir, tiny_bert, tmp_path / "c"))
+    assert "is unreadable" in capsys.readouterr().out
+
+
+def test_a_build_killed_half_way_leaves_no_entry_that_is_trusted(meld_dir, tiny_bert, tmp_path, cache, monkeypatch):
+    def killed(tensors, path, metadata=None):
+        with open(path, "wb") as handle:
+            handle.write(b"half of a file")
+        raise KeyboardInterrupt  # the build stops here, mid-write
+    monkeypatch.setattr("recognize.cache.save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(frozen(meld_dir, tiny_bert, tmp_path / "killed"))
+    assert not list(cache.iterdir())  # the temp file is gone, nothing under an entry's name
+    monkeypatch.setattr("recognize.cache.save_file", save_file)
+    (cache / ".T-tiny-bert-train-0.features.safetensors.abc.tmp").write_bytes(b"left by a SIGKILL")
+    train(frozen(meld_dir, tiny_bert, tmp_path / "again"))
+    assert len(list(cache.glob(f"*{SUFFIX}"))) == 3
+
+
+def test_two_processes_building_one_entry_leave_one_valid_entry(meld_dir, tiny_bert, tmp_path, cache):
+    command = [sys.executable, "-m", "recognize", "cache", "build", str(meld_dir), "--text-model", str(tiny_bert)]
+    environment = {**os.environ, "EMOTION_RECOGNIZE_CACHE": str(cache)}
+    builders = [subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    for builder in builders:
+        _, errors = builder.communicate(timeout=300)
+        assert builder.returncode == 0, errors
+    entries = list_entries(cache)
+    assert len(entries) == 3 and not any("error" in e for e in entries)
+    assert not list(cache.glob(".*.tmp"))
+    config = frozen(meld_dir, tiny_bert, tmp_path)
+    built = build_model(config)
+    for split, rows in (("train", 1638), ("dev", 336), ("test", 332)):
+        entry = Entry.for_key(cache_root(), feature_key(config, built, "T", split, None))
+        assert entry.load(rows) is None
+
+
+def test_audio_features_are_cached_with_their_clips(tmp_path, cache, monkeypatch):
+    raw = write_synthetic_meld_raw(tmp_path / "raw", seed=2, dialogues={"train": 4, "dev": 2, "test": 2})
+    prepare(raw, tmp_path / "MELD", workers=1)
+    speech = write_tiny_wav2vec2(tmp_path / "tiny-wav2vec2")
+    config = ExperimentConfig(data=str(tmp_path / "MELD"), modal="A", audio_model=str(speech), mode="frozen", epochs=2,
+                              workers=0, output_dir=str(tmp_path / "ck"))
+    calls = count_forwards(monkeypatch, AudioEncoder)
+    first = train(config)
+    assert calls[0] > 0
+    calls[0] = 0
+    again = train(ExperimentConfig.from_dict({**config.to_dict(), "task": "sentiment"}))
+    assert calls[0] == 0
+    missing = json.loads((again / "metrics.json").read_text())["missing_media"]
+    assert missing == json.loads((first / "metrics.json").read_text())["missing_media"]
+    clip = next((tmp_path / "MELD" / "audios" / "dev").glob("*.flac"))
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))  # the clip was replaced
+    train(ExperimentConfig.from_dict({**config.to_dict(), "task": "sentiment", "output_dir": str(tmp_path / "ck2")}))
+    assert calls[0] > 0  # the dev entry was built again
