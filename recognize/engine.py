@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.nn import functional as F
@@ -50,7 +51,9 @@ def make_accelerator(precision: str, grad_accum: int = 1) -> Accelerator:
             precision = "no"
         else:
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not torch.cuda.is_available())
+    cuda = torch.cuda.is_available()
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not cuda,
+                       dataloader_config=DataLoaderConfiguration(non_blocking=cuda))  # pinned batches copy asynchronously
 
 
 def process_state() -> PartialState:
@@ -96,6 +99,7 @@ def fit(
     """Train `model` as `config` says; its best epoch's weights end in `run_dir/model.safetensors`
     and in `model` itself. With `resume`, continue from `run_dir/state/`."""
     accelerator = make_accelerator(config.precision, config.grad_accum)
+    model.to(accelerator.device)  # before the optimiser: the fused AdamW kernel needs the parameters on the GPU
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_data) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs

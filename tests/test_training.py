@@ -212,3 +212,22 @@ def test_head_lr_applies_to_the_fusion_and_head_and_lr_to_the_encoders(tiny_bert
     assert optimizer.param_groups[0]["lr"] == 1e-4  # history.csv's lr column follows the encoders'
     default = make_optimizer(model, ExperimentConfig(modal="T", text_model=str(tiny_bert), lr=1e-4))
     assert {group["lr"] for group in default.param_groups} == {1e-4}
+
+
+def test_compiled_backbones_compute_what_eager_ones_do_and_store_the_same_names(meld_dir, tiny_bert, tmp_path):
+    settings = dict(data=str(meld_dir), text_model=str(tiny_bert), mode="full", epochs=1, lr=2e-3, batch_size=16)
+    eager, compiled = (build_model(ExperimentConfig(**settings, compile=c)).model for c in (False, True))
+    compiled.load_state_dict(eager.state_dict())
+    batch = {"T": {"input_ids": torch.tensor([[2, 7, 9, 3, 0], [2, 5, 3, 0, 0]]),
+                   "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]])}}
+    for model in (eager, compiled):
+        model.eval()
+        model(batch).sum().backward()
+    assert torch.allclose(eager(batch), compiled(batch), atol=1e-5)
+    grads = [{n: p.grad for n, p in m.named_parameters() if p.grad is not None} for m in (eager, compiled)]
+    assert grads[0].keys() == grads[1].keys() and all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5) for n in grads[0])
+
+    folders = [train(ExperimentConfig(**settings, compile=c, output_dir=str(tmp_path / str(c)))) for c in (False, True)]
+    assert load_file(str(folders[0] / "model.safetensors")).keys() == load_file(str(folders[1] / "model.safetensors")).keys()
+    assert evaluate(folders[1], split="dev")["accuracy"] == pytest.approx(
+        json.loads((folders[1] / "metrics.json").read_text())["dev"]["accuracy"], abs=1e-9)
