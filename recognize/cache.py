@@ -167,6 +167,7 @@ def encode_split(model: nn.Module, loader, modalities: list[str], device: torch.
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     presence: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     indices = []
+    model.encoders.eval()  # frozen encoders never train: no dropout in what is stored
     console = Console(stderr=True)
     columns = (TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with torch.no_grad(), Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -195,8 +196,8 @@ def _to(value: Any, device: torch.device) -> Any:
 
 
 class FeatureDataset(UtteranceDataset):
-    """A split served as cached pooled vectors: each item carries `{m}_features` and
-    `{m}_present` for its modalities instead of tokens or clips."""
+    """A split served as cached pooled vectors: a batch carries `{m}_features` and
+    `{m}_present` for its modalities instead of tokens or clips (an item is a batch of one)."""
 
     def __init__(self, labels: np.ndarray, features: dict[str, tuple[torch.Tensor, torch.Tensor]],
                  lengths: "list[float]") -> None:

@@ -36,7 +36,7 @@ def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: O
     rows = pd.DataFrame({"dialogue_id": 0, "speaker": [""] * len(context) + [speaker],
                          "text": [repair_text(t) for t in [*context, text or ""]]})
     paths = {m: [None] * len(context) + [None if given[m] is None else Path(given[m])] for m in ("A", "V")}
-    names, probabilities = _probabilities(folder, rows, paths, {m: INPUT_FLAGS[m] for m in given},
+    names, probabilities = _probabilities(folder, rows, paths, dict(INPUT_FLAGS),
                                           given={m for m, v in given.items() if v is not None}, has_context=bool(context))
     return dict(zip(names, probabilities[-1].tolist()))
 
