@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors import SafetensorError, safe_open
@@ -173,7 +174,7 @@ def encode_split(model: nn.Module, loader, modalities: list[str], device: torch.
     with torch.no_grad(), Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("features", total=len(loader))
         for batch in loader:
-            batch = _to(batch, device)
+            batch = send_to_device(batch, device, non_blocking=True)
             for modality in modalities:
                 vector = model.encoders[modality](batch[modality]).float()
                 present = batch.get(f"{modality}_present")
@@ -184,15 +185,6 @@ def encode_split(model: nn.Module, loader, modalities: list[str], device: torch.
             progress.advance(task)
     order = torch.argsort(torch.cat(indices))
     return {m: (torch.cat(parts[m])[order], torch.cat(presence[m])[order]) for m in modalities}
-
-
-def _to(value: Any, device: torch.device) -> Any:
-    """`value` (a tensor, or dicts of them) moved to `device`."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    return value
 
 
 class FeatureDataset(UtteranceDataset):

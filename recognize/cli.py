@@ -20,7 +20,6 @@ from rich.table import Table
 
 from recognize.config import ExperimentConfig
 from recognize.errors import RecognizeError
-from recognize.seeds import AGGREGATE, run_label, seed_folders
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, report, predict, demo.")
@@ -62,7 +61,7 @@ def train(data: str, overwrite: bool, resume: bool, seeds: Optional[str], **sett
     """Train a model on a MELD folder and save it as a checkpoint folder."""
     from recognize.engine import process_state
     from recognize.run import train as run_training, train_seeds
-    from recognize.seeds import parse_seeds
+    from recognize.seeds import AGGREGATE, parse_seeds, seed_folders
 
     settings["init_from"] = settings.get("init_from") or []
     seed_list = parse_seeds(seeds) if seeds is not None else None
@@ -102,9 +101,11 @@ def evaluate_command(
     compare: Optional[Path] = typer.Option(None, "--compare", metavar="CKPT_B", help="Also evaluate this checkpoint on the same rows; print both side by side with a paired bootstrap 95% interval for the weighted-F1 difference."),
 ) -> None:
     """Evaluate a checkpoint folder (or each seed of a --seeds folder) on a split: eval, predictions, per-class, confusion files."""
+    from recognize.checkpoint import CONFIG
     from recognize.evaluator import evaluate, evaluate_seeds
+    from recognize.seeds import run_label, seed_folders
 
-    if not (checkpoint / "config.json").is_file() and seed_folders(checkpoint):
+    if not (checkpoint / CONFIG).is_file() and seed_folders(checkpoint):
         summary = evaluate_seeds(checkpoint, split=split, data=data)
         for seed, metrics in summary["per_seed"].items():
             console.print(escape(f"seed {seed}: acc {metrics['accuracy']:.2%}  wF1 {metrics['weighted_f1']:.2%}  "
@@ -125,6 +126,7 @@ def evaluate_command(
 def _print_comparison(folder_a: Path, a: dict[str, Any], folder_b: Path, b: dict[str, Any], split: str) -> None:
     """Two evaluations side by side, and the bootstrap interval of their weighted-F1 difference."""
     from recognize.compare import compare_predictions
+    from recognize.seeds import run_label
 
     table = Table(title=escape(f"{split} ({a['samples']} utterances)"), title_justify="left")
     for column in ("", run_label(folder_a), run_label(folder_b)):
@@ -188,6 +190,7 @@ def predict_command(
     """Class probabilities for one utterance, or for each row of a CSV, from a trained checkpoint."""
     from recognize.checkpoint import atomic_write
     from recognize.predictor import predict_file, predict_utterance
+    from recognize.seeds import run_label
 
     if input_file is not None:
         if text is not None or audio is not None or video is not None or context:
@@ -210,6 +213,7 @@ def predict_command(
     console.print(table)
 
 
+CACHE_DIR_HELP = "Feature cache folder (default: $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize)."
 cache_app = typer.Typer(no_args_is_help=True, help="The feature cache of frozen encoders: list, clear, build.")
 app.add_typer(cache_app, name="cache")
 
@@ -217,7 +221,7 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("ls")
 @_fail_cleanly
 def cache_list_command(
-    cache_dir: str = typer.Option("", "--cache-dir", help="Feature cache folder (default: $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize)."),
+    cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """List the cache's entries: modality, model, split, rows, width, size, when built."""
     from recognize.cache import cache_root, list_entries
@@ -240,7 +244,7 @@ def cache_list_command(
 @_fail_cleanly
 def cache_clear_command(
     pattern: str = typer.Argument("", metavar="[PATTERN]", help="Only entries whose file name contains this (default: all)."),
-    cache_dir: str = typer.Option("", "--cache-dir", help="Feature cache folder (default: $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize)."),
+    cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Remove cache entries (all, or those whose name contains PATTERN)."""
     from recognize.cache import cache_root, clear_entries

@@ -21,6 +21,8 @@ PRECISIONS: tuple[str, ...] = ("auto", "no", "fp16", "bf16")
 MISSING_MEDIA: tuple[str, ...] = ("skip", "zero")
 LOGS: tuple[str, ...] = ("none", "tensorboard")
 DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
+RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log"})
+"""Settings that change how fast a run goes or where it logs, not what it learns."""
 
 
 def _opt(default: Any, help: str, flag: Optional[str] = None, cli: bool = True, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ from recognize.engine import make_accelerator, predict, process_state
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
 from recognize.metrics import classification_metrics
-from recognize.seeds import aggregate, run_label, seed_folders
+from recognize.seeds import aggregate, run_label, seed_folders, seed_of
 
 
 def load_trained(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any], Built]:
@@ -83,7 +83,7 @@ def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str
     members = seed_folders(folder)
     if not members:
         raise RecognizeError(f"{folder}: neither a checkpoint folder nor a setting folder of seed-*/ runs")
-    per_seed = {int(m.name[len("seed-"):]): evaluate(m, split=split, data=data) for m in members}
+    per_seed = {seed_of(m): evaluate(m, split=split, data=data) for m in members}
     summary = {"split": split, **aggregate(per_seed)}
     if process_state().is_main_process:
         ckpt.write_json(folder / f"eval-{split}.json", summary)

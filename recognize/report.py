@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from recognize.checkpoint import CONFIG, METRICS
-from recognize.config import ExperimentConfig, backbone_name
+from recognize.config import RESULT_NEUTRAL, ExperimentConfig, backbone_name
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
 
@@ -27,8 +27,8 @@ SCORE_TITLES: dict[str, str] = {"accuracy": "accuracy", "precision": "precision"
 
 SETTING_COLUMNS: tuple[str, ...] = ("modality", "backbones", "fusion", "task", "training")
 
-NOT_SETTING: frozenset[str] = frozenset({"seed", "output_dir", "init_from", "workers", "data"})
-"""Config fields that differ between the seeds of one setting (or do not change results)."""
+NOT_SETTING: frozenset[str] = RESULT_NEUTRAL | {"seed", "seed_folder", "output_dir", "init_from", "data"}
+"""Config fields that differ between the seeds of one setting, or do not change results."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ from accelerate.utils import set_seed
 
 from recognize import checkpoint as ckpt
 from recognize.builder import build_model, eval_loader, fusion_for, has_split, load_rows, make_split, media_note, train_loader
-from recognize.config import ExperimentConfig
+from recognize.config import RESULT_NEUTRAL, ExperimentConfig
 from recognize.dataset.meld import data_fingerprint
 from recognize.engine import class_weights, fit, process_state
 from recognize.epoch_log import check_log
@@ -19,10 +19,6 @@ from recognize.init_from import lineage_entries, load_source
 from recognize.labels import LABELS
 from recognize.model.modes import checkpoint_state
 from recognize.seeds import AGGREGATE, aggregate, seed_member
-
-
-RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log"})
-"""Settings a resumed run may change: they alter how fast it runs or where it logs, not what it learns."""
 
 
 def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = False) -> Path:

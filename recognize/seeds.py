@@ -11,6 +11,8 @@ from recognize.checkpoint import CONFIG
 from recognize.errors import RecognizeError
 
 AGGREGATE = "aggregate.json"
+SEED_FOLDER = re.compile(r"seed-(-?\d+)")
+"""The name of one seed's folder inside a setting folder; its group is the seed."""
 AGGREGATED: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
 """The scores aggregated over seeds (fractions in [0, 1], as in metrics.json)."""
 
@@ -28,8 +30,13 @@ def parse_seeds(text: str) -> list[int]:
 
 def seed_folders(folder: "str | Path") -> list[Path]:
     """The `seed-{s}` checkpoint folders inside a setting folder, by seed ([] when none)."""
-    found = [p.parent for p in Path(folder).glob(f"seed-*/{CONFIG}") if re.fullmatch(r"seed--?\d+", p.parent.name)]
-    return sorted(found, key=lambda p: int(p.name[len("seed-"):]))
+    found = [p.parent for p in Path(folder).glob(f"seed-*/{CONFIG}") if SEED_FOLDER.fullmatch(p.parent.name)]
+    return sorted(found, key=seed_of)
+
+
+def seed_of(folder: "str | Path") -> int:
+    """The seed of a `seed-{s}` folder."""
+    return int(SEED_FOLDER.fullmatch(Path(folder).name).group(1))
 
 
 def seed_member(folder: "str | Path", seed: int) -> str:
@@ -63,4 +70,4 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
 def run_label(folder: "str | Path") -> str:
     """A checkpoint folder's name, with its setting's for one seed of several: "T--ET(x)/seed-1"."""
     folder = Path(folder)
-    return f"{folder.parent.name}/{folder.name}" if re.fullmatch(r"seed--?\d+", folder.name) else folder.name
+    return f"{folder.parent.name}/{folder.name}" if SEED_FOLDER.fullmatch(folder.name) else folder.name
