@@ -82,12 +82,12 @@ def clips_digest(paths: "list[Optional[Path]]") -> str:
 
 @dataclass
 class Entry:
-    """One modality's cached features of one split: key, file, and (once read) the tensors."""
+    """One cached table of one split (a modality's features, or a teacher's outputs): its
+    key, its file, and (once read) its named tensors, one row per row of the split."""
 
     key: dict[str, Any]
     path: Path
-    features: Optional[torch.Tensor] = None
-    present: Optional[torch.Tensor] = None
+    tensors: Optional[dict[str, torch.Tensor]] = None
 
     @classmethod
     def for_key(cls, root: Path, key: dict[str, Any]) -> "Entry":
@@ -97,39 +97,42 @@ class Entry:
         name = f"{key['modality']}-{key['backbone']}-{key['split']}-{digest}{SUFFIX}"
         return cls(key, root / name)
 
-    def load(self, rows: int) -> "str | None":
-        """Read the file into `features` and `present`; None when it is valid, else why not."""
+    def load(self, rows: int, names: tuple[str, ...] = ("features", "present")) -> "str | None":
+        """Read the file's tensors `names` into `tensors`; None when it is valid (its key,
+        a row per row, its checksum), else why not."""
         if not self.path.is_file():
             return "absent"
         try:
             with safe_open(str(self.path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                features, present = handle.get_tensor("features"), handle.get_tensor("present")
+                tensors = {name: handle.get_tensor(name) for name in names}
         except (SafetensorError, OSError, ValueError, KeyError) as error:
             return f"unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
         if metadata.get("key") != json.dumps(self.key, sort_keys=True):
             return "its key differs"
-        if features.ndim != 2 or features.shape[0] != rows or present.shape != (rows,):
-            return f"shape {tuple(features.shape)} for {rows} rows"
-        if metadata.get("checksum") != _checksum(features, present):
+        shapes = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+        if any(not shape or shape[0] != rows for shape in shapes.values()):
+            return f"shaped {shapes} for {rows} rows"
+        if metadata.get("checksum") != _checksum(tensors):
             return "checksum mismatch"
-        self.features, self.present = features, present.bool()
+        self.tensors = tensors
         return None
 
-    def save(self, features: torch.Tensor, present: torch.Tensor) -> None:
+    def save(self, tensors: dict[str, torch.Tensor]) -> None:
         """Write the entry atomically (temp file, then rename)."""
-        features, present = features.contiguous().float(), present.to(torch.uint8).contiguous()
-        metadata = {"key": json.dumps(self.key, sort_keys=True), "checksum": _checksum(features, present),
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
+        metadata = {"key": json.dumps(self.key, sort_keys=True), "checksum": _checksum(tensors),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write(self.path, lambda temp: save_file({"features": features, "present": present}, str(temp), metadata))
-        self.features, self.present = features, present.bool()
+        atomic_write(self.path, lambda temp: save_file(tensors, str(temp), metadata))
+        self.tensors = tensors
 
 
-def _checksum(features: torch.Tensor, present: torch.Tensor) -> str:
-    """A digest of the entry's tensors' bytes."""
+def _checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of the tensors' names, dtypes and bytes."""
     digest = hashlib.blake2b(digest_size=16)
-    for tensor in (features.float().contiguous(), present.to(torch.uint8).contiguous()):
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    for name, tensor in sorted(tensors.items()):
+        digest.update(f"{name}:{tensor.dtype}".encode())
+        digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -141,7 +144,8 @@ def list_entries(root: Path) -> list[dict[str, Any]]:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                shape = handle.get_slice("features").get_shape()
+                table = "embeddings" if "embeddings" in handle.keys() else "features"  # a teacher's, or an encoder's
+                shape = handle.get_slice(table).get_shape()
             key = json.loads(metadata["key"])
             item.update(modality=key["modality"], model=key["model"], split=key["split"], rows=shape[0],
                         width=shape[1], created=metadata.get("created", ""))
@@ -199,8 +203,10 @@ class FeatureDataset(UtteranceDataset):
     def subset(self, rows: np.ndarray) -> "FeatureDataset":
         """The dataset of `rows` (indices into this one), in that order."""
         index = torch.as_tensor(rows, dtype=torch.long)
-        return FeatureDataset(self.labels[rows], {m: (v[index], p[index]) for m, (v, p) in self.features.items()},
-                              lengths=[self.lengths()[i] for i in rows])
+        subset = FeatureDataset(self.labels[rows], {m: (v[index], p[index]) for m, (v, p) in self.features.items()},
+                                lengths=[self.lengths()[i] for i in rows])
+        subset.add_columns({name: tensor[index] for name, tensor in self.columns.items()})
+        return subset
 
     def __getitem__(self, index: int) -> dict:
         return collate_features(self.__getitems__([index]))
@@ -213,6 +219,8 @@ class FeatureDataset(UtteranceDataset):
         for modality, (vectors, present) in self.features.items():
             batch[f"{modality}_features"] = vectors[index]
             batch[f"{modality}_present"] = present[index]
+        for name, tensor in self.columns.items():
+            batch[name] = tensor[index]
         return [batch]
 
 
@@ -272,10 +280,11 @@ def cached_features(config: ExperimentConfig, built: Any, split: str, dataset: U
         built.model.to(device)
         computed = encode_split(built.model, loader_for(view), missing, device, f"features {split} ({'+'.join(missing)})")
         for modality in missing:
-            entries[modality].save(*computed[modality])
+            vectors, present = computed[modality]
+            entries[modality].save({"features": vectors.float(), "present": present.to(torch.uint8)})
     state.wait_for_everyone()  # every process, every time: the others read what the main one built
     for entry in entries.values():
-        if entry.features is None and (problem := entry.load(len(dataset))) is not None:
+        if entry.tensors is None and (problem := entry.load(len(dataset))) is not None:
             raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
-    features = {m: (entry.features, entry.present) for m, entry in entries.items()}
+    features = {m: (entry.tensors["features"], entry.tensors["present"].bool()) for m, entry in entries.items()}
     return FeatureDataset(dataset.labels, features, lengths=dataset.lengths())

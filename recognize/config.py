@@ -20,6 +20,13 @@ POOLINGS: tuple[str, ...] = ("auto", "cls", "mean")
 PRECISIONS: tuple[str, ...] = ("auto", "no", "fp16", "bf16")
 MISSING_MEDIA: tuple[str, ...] = ("skip", "zero")
 LOGS: tuple[str, ...] = ("none", "tensorboard")
+DISTILL_LOSSES: tuple[str, ...] = ("kd", "dist", "feature")
+DISTILL_DEFAULTS: dict[str, tuple[float, float]] = {"kd": (0.5, 2.0), "dist": (1.0, 1.0), "feature": (1.0, 0.1)}
+"""Distillation loss -> its default (--distill-weight, --temperature): KD mixes its soft term
+as weight * tau^2 * KL with (1 - weight) * CE, at tau 2; DIST adds weight * tau^2 * (inter +
+intra) to CE, at DIST's tau 1; the feature loss adds weight * its KL to CE at tau 0.1, as
+contrastive losses over cosines do (cosines lie in [-1, 1]: at tau 1 a batch's softmax is
+nearly flat)."""
 DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
 RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log"})
 """Settings that change how fast a run goes or where it logs, not what it learns."""
@@ -76,6 +83,10 @@ class ExperimentConfig:
     log: str = _opt("none", "Also log every epoch's numbers to: none, or tensorboard (event files in the run's tensorboard/ folder; the tensorboard extra). history.csv is always written.")
     seed: int = _opt(42, "Random seed; a CPU run with the same seed repeats exactly.")
     seed_folder: bool = _opt(False, "The run is one seed of several (`train --seeds`): its folder is run_name/seed-{seed}.", cli=False)
+    teacher: str = _opt("", "Checkpoint folder of a trained teacher (e.g. a text model) distilled into this run: its outputs on the training rows are computed once, cached, and matched to the rows by dialogue and utterance id.")
+    distill: str = _opt("", "Distillation loss with --teacher: kd (Hinton), dist (Huang et al., 2022) or feature (TelME's relational loss on the head's input vectors). Default: kd.")
+    distill_weight: Optional[float] = _opt(None, "Weight of the distillation term (kd: its share against cross-entropy, in [0, 1]; default 0.5 for kd, 1 for dist and feature).")
+    temperature: Optional[float] = _opt(None, "Distillation temperature tau (default 2 for kd, 1 for dist, 0.1 for feature).")
     output_dir: str = _opt("checkpoints", "Folder under which the run's checkpoint folder is created.")
     init_from: list[str] = _opt([], "Checkpoint folder whose matching weights initialise this model (repeatable).")
     trust_remote_code: bool = _opt(False, "Allow model code from the model's repository (off unless you pass this).")
@@ -103,6 +114,31 @@ class ExperimentConfig:
         if not 0.0 <= self.warmup < 1.0:
             raise RecognizeError(f"--warmup: a fraction in [0, 1), got {self.warmup}")
         self.init_from = [str(p) for p in self.init_from]
+        self._check_distillation()
+
+    def _check_distillation(self) -> None:
+        """Validate the distillation flags and fill in the chosen loss's defaults (with --teacher);
+        without --teacher, none of them may be set."""
+        self.teacher = str(self.teacher)
+        if not self.teacher:
+            given = [flag for flag, value in (("--distill", self.distill), ("--distill-weight", self.distill_weight),
+                                              ("--temperature", self.temperature)) if value not in ("", None)]
+            if given:
+                raise RecognizeError(f"{', '.join(given)}: only with --teacher")
+            return
+        self.distill = _choose("--distill", self.distill or "kd", {d: d for d in DISTILL_LOSSES})
+        weight, temperature = DISTILL_DEFAULTS[self.distill]
+        self.distill_weight = weight if self.distill_weight is None else float(self.distill_weight)
+        self.temperature = temperature if self.temperature is None else float(self.temperature)
+        if self.distill == "kd" and not 0.0 <= self.distill_weight <= 1.0:
+            raise RecognizeError(f"--distill-weight: kd's weight is a share in [0, 1], got {self.distill_weight}")
+        if self.distill_weight < 0:
+            raise RecognizeError(f"--distill-weight: must be 0 or more, got {self.distill_weight}")
+        if self.temperature <= 0:
+            raise RecognizeError(f"--temperature: must be positive, got {self.temperature}")
+        if self.distill == "feature" and self.mode == "frozen" and len(self.modalities) == 1:
+            raise RecognizeError("--distill feature: a frozen single-modality student's vectors are its frozen encoder's, "
+                                 "which the loss cannot move; use --mode full or lora, or kd / dist")
 
     @property
     def modalities(self) -> list[str]:

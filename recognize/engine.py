@@ -19,7 +19,6 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
@@ -28,6 +27,7 @@ from recognize.config import ExperimentConfig
 from recognize.epoch_log import EpochLog
 from recognize.metrics import classification_metrics
 from recognize.model.modes import checkpoint_state
+from recognize.objective import LabelObjective
 
 LOG_EVERY_STEPS = 20
 """How often the progress bar's loss is read back from the device (each read syncs)."""
@@ -62,12 +62,14 @@ def process_state() -> PartialState:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def make_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, config: ExperimentConfig,
+                   objective: Optional[torch.nn.Module] = None) -> torch.optim.AdamW:
     """AdamW over the trainable parameters: the encoders' at `learning_rate`, the fusion's
-    and head's at `head_learning_rate`; no weight decay on biases and norm weights; the
-    fused kernel on GPU."""
+    and head's (and the `objective`'s own, if any) at `head_learning_rate`; no weight decay
+    on biases and norm weights; the fused kernel on GPU."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, param in model.named_parameters():
+    named = [*model.named_parameters(), *(objective.named_parameters(prefix="objective") if objective is not None else ())]
+    for name, param in named:
         if param.requires_grad:
             groups.setdefault((name.startswith("encoders."), param.ndim >= 2), []).append(param)
     params = [p for group in groups.values() for p in group]
@@ -93,24 +95,26 @@ def fit(
     labels: list[str],
     config: ExperimentConfig,
     run_dir: Path,
-    loss_weights: Optional[torch.Tensor] = None,
+    objective: Optional[torch.nn.Module] = None,
     resume: bool = False,
 ) -> FitResult:
-    """Train `model` as `config` says; its best epoch's weights end in `run_dir/model.safetensors`
-    and in `model` itself. With `resume`, continue from `run_dir/state/`."""
+    """Train `model` to minimise `objective` (default: cross-entropy against the labels) as
+    `config` says; its best epoch's weights end in `run_dir/model.safetensors` and in `model`
+    itself. With `resume`, continue from `run_dir/state/`."""
     accelerator = make_accelerator(config.precision, config.grad_accum)
     model.to(accelerator.device)  # before the optimiser: the fused AdamW kernel needs the parameters on the GPU
-    optimizer = make_optimizer(model, config)
+    objective = (objective if objective is not None else LabelObjective()).to(accelerator.device)
+    optimizer = make_optimizer(model, config, objective)
     steps_per_epoch = math.ceil(len(train_data) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup * total_steps), total_steps)
     model, optimizer, train_data, dev_data, scheduler = accelerator.prepare(model, optimizer, train_data, dev_data, scheduler)
-    if loss_weights is not None:
-        loss_weights = loss_weights.to(accelerator.device)
+    if any(p.requires_grad for p in objective.parameters()):
+        objective = accelerator.prepare(objective)  # its own parameters' gradients are averaged across processes too
 
     state = TrainingState()
     if resume:
-        state = load_state(run_dir, accelerator.unwrap_model(model), optimizer, scheduler)
+        state = load_state(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
         accelerator.print(f"resuming after epoch {state.epoch} of {config.epochs}")
 
     log_epoch = EpochLog(config.log if accelerator.is_main_process else "none", run_dir)
@@ -121,7 +125,7 @@ def fit(
         torch.manual_seed(config.seed + epoch)
         train_data.set_epoch(epoch)  # accelerate's loader passes it on to the length-grouped sampler
         epoch_start = time.perf_counter()
-        train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, loss_weights, epoch)
+        train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
         seconds = time.perf_counter() - epoch_start
         samples *= accelerator.num_processes  # throughput of the whole run, not of this process
         dev_metrics = classification_metrics(*_labels_and_predictions(model, dev_data, accelerator), labels)
@@ -148,7 +152,7 @@ def fit(
             if improved:
                 ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
             ckpt.write_rows(run_dir / ckpt.HISTORY, state.history)
-            save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler)
+            save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
         accelerator.wait_for_everyone()
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, dev acc {dev_metrics['accuracy']:.2%}, "
@@ -164,9 +168,11 @@ def fit(
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
 
 
-def _train_epoch(model, data, optimizer, scheduler, accelerator, config, loss_weights, epoch) -> tuple[float, int]:
+def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int]:
     """One pass over the training batches; returns (mean loss, samples seen on this process)."""
     model.train()
+    needs_embedding = accelerator.unwrap_model(objective).needs_embedding
+    parameters = [*model.parameters(), *objective.parameters()]
     loss_sum = torch.zeros((), device=accelerator.device)
     samples = 0
     start = time.perf_counter()
@@ -174,11 +180,11 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, loss_we
         task = progress.add_task("train", total=len(data), status="")
         for step, batch in enumerate(data, start=1):
             with accelerator.accumulate(model):
-                logits = model(batch)
-                loss = F.cross_entropy(logits.float(), batch["labels"], weight=loss_weights)
+                logits, embedding = model(batch, with_embedding=True) if needs_embedding else (model(batch), None)
+                loss = objective(logits, embedding, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.grad_clip > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    accelerator.clip_grad_norm_(parameters, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -240,13 +246,15 @@ class TrainingState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler) -> None:
-    """Write `state/epoch-{k}/` (weights, optimiser, progress), then point `state/latest.json`
-    at it and drop older epochs: a kill at any moment leaves the previous state intact."""
+def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler, objective: torch.nn.Module) -> None:
+    """Write `state/epoch-{k}/` (weights, the objective's own, optimiser, progress), then point
+    `state/latest.json` at it and drop older epochs: a kill at any moment leaves the previous
+    state intact."""
     state_dir = run_dir / ckpt.STATE
     folder = state_dir / f"epoch-{state.epoch}"
     folder.mkdir(parents=True, exist_ok=True)
     ckpt.write_weights(folder / "model.safetensors", checkpoint_state(model))
+    ckpt.write_weights(folder / "objective.safetensors", dict(objective.state_dict()))
     tensors, meta = _optimizer_files(optimizer)
     ckpt.write_weights(folder / "optimizer.safetensors", tensors)
     ckpt.write_json(folder / "trainer.json", {**state.__dict__, "optimizer": meta, "scheduler": scheduler.state_dict()})
@@ -256,12 +264,13 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler)
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load_state(run_dir: Path, model, optimizer, scheduler) -> TrainingState:
-    """Restore what `save_state` wrote into `model`, `optimizer` and `scheduler`."""
+def load_state(run_dir: Path, model, optimizer, scheduler, objective: torch.nn.Module) -> TrainingState:
+    """Restore what `save_state` wrote into `model`, `objective`, `optimizer` and `scheduler`."""
     state_dir = run_dir / ckpt.STATE
     folder = state_dir / ckpt.read_json(state_dir / "latest.json")["folder"]
     saved = ckpt.read_json(folder / "trainer.json")
     model.load_state_dict(ckpt.read_weights(folder / "model.safetensors"), strict=False)
+    objective.load_state_dict(ckpt.read_weights(folder / "objective.safetensors"))
     optimizer.load_state_dict(_optimizer_state(ckpt.read_weights(folder / "optimizer.safetensors"), saved.pop("optimizer")))
     scheduler.load_state_dict(saved.pop("scheduler"))
     return TrainingState(**saved)

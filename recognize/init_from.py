@@ -35,7 +35,8 @@ def lineage_entries(sources: list[InitSource], initialised: list[str]) -> list[d
         config = source.config
         entries.append({"folder": source.folder, "run_name": source.record["run_name"], "mode": config.mode,
                         "modal": config.modal, "fusion": config.fusion if len(config.modalities) > 1 else None,
-                        "loaded": sorted(own), "lineage": source.record.get("lineage", [])})
+                        "loaded": sorted(own), "lineage": source.record.get("lineage", []),
+                        "distillation": source.record.get("distillation")})
     return entries[::-1]
 
 

@@ -1,6 +1,8 @@
 """A run's training stages in the words of the research tables: its own mode, after the
 stages of the checkpoints it was initialised from (`--init-from`, recorded in config.json's
-"lineage"), e.g. "Text-only Full Tuning -> Full Tuning -> Training Classification"."""
+"lineage"), e.g. "Text-only Full Tuning -> Full Tuning -> Training Classification"; a
+stage distilled from a teacher (`--teacher`, config.json's "distillation") says so, e.g.
+"Full Tuning (KD from T--ET(all-MiniLM-L6-v2), weight 0.5, tau 2)"."""
 
 from typing import Any
 
@@ -10,12 +12,20 @@ STAGE_NAMES: dict[str, str] = {"full": "Full Tuning", "lora": "LoRA", "frozen": 
 ONLY_NAMES: dict[str, str] = {"T": "Text-only", "A": "Audio-only", "V": "Video-only"}
 """Prefix of a stage trained on one modality before a run of several."""
 
+LOSS_NAMES: dict[str, str] = {"kd": "KD", "dist": "DIST", "feature": "feature distillation"}
+"""`--distill` loss -> its name in a stage."""
 
-def stages(modal: str, mode: str, lineage: list[dict[str, Any]]) -> str:
+
+def stages(modal: str, mode: str, lineage: list[dict[str, Any]], distillation: "dict[str, Any] | None" = None) -> str:
     """The stages that led to a run of `modal` in `mode` from its `lineage` entries (each
-    with the source's "modal", "mode" and own "lineage"). A source of other modalities is
-    prefixed ("Text-only"); several sources are joined with " + " in parentheses."""
+    with the source's "modal", "mode", own "lineage" and "distillation"), and the teacher it
+    was distilled from, if any. A source of other modalities is prefixed ("Text-only");
+    several sources are joined with " + " in parentheses."""
     own = STAGE_NAMES.get(mode, mode)
+    if distillation:
+        loss = LOSS_NAMES.get(distillation["loss"], distillation["loss"])
+        own += (f" ({loss} from {distillation['run_name']}, weight {distillation['weight']:g}, "
+                f"tau {distillation['temperature']:g})")
     if not lineage:
         return own
     parents = [_source_stages(entry, modal) for entry in lineage]
@@ -26,12 +36,12 @@ def stages(modal: str, mode: str, lineage: list[dict[str, Any]]) -> str:
 def record_stages(record: dict[str, Any]) -> str:
     """`stages` of a checkpoint's config.json record."""
     experiment = record["experiment"]
-    return stages(experiment["modal"], experiment["mode"], record.get("lineage", []))
+    return stages(experiment["modal"], experiment["mode"], record.get("lineage", []), record.get("distillation"))
 
 
 def _source_stages(entry: dict[str, Any], target_modal: str) -> str:
     """The stages of one lineage entry, prefixed when its modalities differ from the target's."""
-    text = stages(entry["modal"], entry["mode"], entry.get("lineage", []))
+    text = stages(entry["modal"], entry["mode"], entry.get("lineage", []), entry.get("distillation"))
     if entry["modal"] == target_modal:
         return text
     return f"{ONLY_NAMES.get(entry['modal'], entry['modal'] + '-only')} {text}"

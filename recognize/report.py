@@ -27,8 +27,9 @@ SCORE_TITLES: dict[str, str] = {"accuracy": "accuracy", "precision": "precision"
 
 SETTING_COLUMNS: tuple[str, ...] = ("modality", "backbones", "fusion", "task", "training")
 
-NOT_SETTING: frozenset[str] = RESULT_NEUTRAL | {"seed", "seed_folder", "output_dir", "init_from", "data"}
-"""Config fields that differ between the seeds of one setting, or do not change results."""
+NOT_SETTING: frozenset[str] = RESULT_NEUTRAL | {"seed", "seed_folder", "output_dir", "init_from", "teacher", "data"}
+"""Config fields that differ between the seeds of one setting, or do not change results (the
+stages of `init_from` and `teacher` runs stay in the training column)."""
 
 
 @dataclass

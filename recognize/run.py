@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate.utils import set_seed
 
 from recognize import checkpoint as ckpt
@@ -18,7 +19,9 @@ from recognize.evaluator import score
 from recognize.init_from import lineage_entries, load_source
 from recognize.labels import LABELS
 from recognize.model.modes import checkpoint_state
+from recognize.objective import make_objective
 from recognize.seeds import AGGREGATE, aggregate, seed_member
+from recognize.teacher import aligned_columns, check_teacher, distillation_record, teacher_outputs
 
 
 def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = False) -> Path:
@@ -32,8 +35,10 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
         raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
-    fusion_for(config)  # bad flags, data and --init-from sources fail before an old run is replaced
+    fusion_for(config)  # bad flags, data, teacher and --init-from sources fail before an old run is replaced
     check_log(config.log)
+    if config.teacher:
+        check_teacher(config)
     train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
     sources = [load_source(folder, config) for folder in config.init_from]
     set_seed(config.seed)
@@ -52,15 +57,25 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     for split, data in (("train", train_split), ("dev", dev_split)):
         if note := media_note(data.media_report):
             distributed.print(f"{split}: {note}")
+    extra: dict[str, Any] = {"lineage": lineage}
+    teacher_width = 0
+    if config.teacher:
+        outputs = teacher_outputs(config, "train")
+        train_set.add_columns(aligned_columns(outputs, train_split.rows, f"{config.data} train"))
+        extra["distillation"] = distillation_record(config, outputs)
+        teacher_width = outputs.embeddings.shape[1]
+        distributed.print(f"distilling {outputs.record['run_name']} ({config.distill}, weight {config.distill_weight}, "
+                          f"temperature {config.temperature}); its outputs: {outputs.entry}")
     if distributed.is_main_process and not resume_from_state:
-        extra = {"data_fingerprint": data_fingerprint(config.data), "lineage": lineage,
-                 "parameters": _parameter_counts(built.model)}
+        extra.update(data_fingerprint=data_fingerprint(config.data), parameters=_parameter_counts(built.model))
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))
     distributed.wait_for_everyone()
 
     weights = class_weights(train_set.labels, len(labels)) if config.class_weights else None
+    torch.manual_seed(config.seed)  # the objective's own layer starts the same whatever ran before it
+    objective = make_objective(config, weights, built.model.embedding_size, teacher_width)
     result = fit(built.model, train_loader(config, built, train_set), eval_loader(config, built, dev_split.dataset),
-                 labels, config, run_dir, loss_weights=weights, resume=resume_from_state)
+                 labels, config, run_dir, objective=objective, resume=resume_from_state)
     metrics: dict[str, Any] = {
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
@@ -81,15 +96,16 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
 
 
 def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = False, resume: bool = False) -> Path:
-    """Train `config` once per seed, each into `{run_name}/seed-{s}/` (an `--init-from`
-    setting folder gives each seed its own seed's run), then write `{run_name}/aggregate.json`;
-    return the setting folder."""
+    """Train `config` once per seed, each into `{run_name}/seed-{s}/` (an `--init-from` or
+    `--teacher` setting folder gives each seed its own seed's run), then write
+    `{run_name}/aggregate.json`; return the setting folder."""
     if (config.setting_dir / ckpt.CONFIG).is_file():
         raise RecognizeError(f"{config.setting_dir}: holds a single-seed run of this setting; pass another --output-dir for --seeds")
     per_seed = {}
     for seed in seeds:
         run_config = ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
-                                                 "init_from": [seed_member(p, seed) for p in config.init_from]})
+                                                 "init_from": [seed_member(p, seed) for p in config.init_from],
+                                                 "teacher": seed_member(config.teacher, seed) if config.teacher else ""})
         per_seed[seed] = ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
     if process_state().is_main_process:
         ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))

@@ -1,12 +1,31 @@
-"""Distillation losses against hand computations on small tensors (plain Python sums), their
-gradients pulling the student towards the teacher, and DIST on a batch of one."""
+"""Distillation: the losses against hand computations on small tensors (plain Python sums),
+their gradients pulling the student towards the teacher, DIST on a batch of one; then
+training with a teacher (`--teacher`): distilled students learning what labels alone do not
+teach them, the teacher's cached outputs, their matching to rows by id, the lineage, and the
+flags' errors."""
 
+import csv
+import json
 import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from recognize import ExperimentConfig, RecognizeError, train
+from recognize import engine
+from recognize import teacher as teacher_module
+from recognize.builder import eval_loader, make_split
+from recognize.cli import app
+from recognize.dataset.meld import load_split
+from recognize.dataset.synthetic import vocabulary, write_agreeing_meld
+from recognize.dataset.text import pad_text, tokenize_rows
 from recognize.distill import dist_loss, kd_loss, relational_feature_loss
+from recognize.evaluator import load_trained
+from recognize.lineage import record_stages
+from recognize.teacher import aligned_columns, teacher_outputs
+from recognize.tiny import write_tiny_bert, write_tiny_wav2vec2
 
 STUDENT = [[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]]
 TEACHER = [[2.0, 0.5, -0.5], [0.0, 1.0, 1.5]]
@@ -57,13 +76,15 @@ def test_dist_is_ce_plus_inter_and_intra_class_pearson_distances():
     assert loss.item() == pytest.approx(expected, rel=1e-5)  # the 1e-8 guard in the Pearson denominator
 
 
-def test_relational_feature_loss_is_kl_between_teacher_and_cross_similarities():
+def test_relational_feature_loss_is_kl_between_teacher_and_cross_similarities_of_centred_vectors():
     s_rows, t_rows, tau = [[1.0, 2.0], [0.5, -1.0], [0.0, 1.0]], [[2.0, 1.0], [1.0, -1.0], [-0.5, 0.5]], 0.5
 
-    def unit(v):
-        return [x / math.sqrt(sum(y * y for y in v)) for x in v]
+    def centred_units(rows):
+        means = [sum(r[k] for r in rows) / len(rows) for k in range(len(rows[0]))]
+        centred = [[x - m for x, m in zip(r, means)] for r in rows]
+        return [[x / math.sqrt(sum(y * y for y in v)) for x in v] for v in centred]
 
-    s, t = [unit(v) for v in s_rows], [unit(v) for v in t_rows]
+    s, t = centred_units(s_rows), centred_units(t_rows)
     dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
     expected = 0.0
     for i in range(3):
@@ -98,3 +119,166 @@ def test_dist_on_a_batch_of_one_has_no_nan_and_a_finite_gradient():
     loss = dist_loss(student, torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([0]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
+
+
+# --- training with a teacher -------------------------------------------------------------
+
+DIALOGUES = {"train": 30, "dev": 8, "test": 8}
+FLIPPED = 0.7
+"""Share of the training rows of the second emotion labelled with the first in the students' data."""
+
+
+@pytest.fixture(scope="module")
+def distillation(tmp_path_factory, tiny_bert) -> dict:
+    """Text and audio that both say the emotion; a text teacher trained on clean labels; the
+    students' copy of the data, whose training labels are mostly flipped to the majority."""
+    tmp = tmp_path_factory.mktemp("distillation")
+    clean = write_agreeing_meld(tmp / "clean", seed=0, dialogues=DIALOGUES)
+    noisy = write_agreeing_meld(tmp / "noisy", seed=0, dialogues=DIALOGUES, flipped=FLIPPED)
+    teacher = train(ExperimentConfig(data=str(clean), modal="T", mode="full", text_model=str(tiny_bert), lr=5e-4, epochs=8,
+                                     batch_size=16, pooling="mean", output_dir=str(tmp / "teacher")))
+    audio = dict(data=str(noisy), modal="A", mode="frozen", lr=3e-3, audio_model=str(write_tiny_wav2vec2(tmp / "tiny-wav2vec2")),
+                 epochs=8, batch_size=8, workers=0)
+    return {"tmp": tmp, "clean": clean, "noisy": noisy, "teacher": teacher, "audio": audio,
+            "student_bert": write_tiny_bert(tmp / "student-bert", vocabulary(), seed=1)}
+
+
+def accuracy_on_test(folder) -> float:
+    """The test accuracy a finished run recorded."""
+    return json.loads((folder / "metrics.json").read_text())["test"]["accuracy"]
+
+
+@pytest.mark.parametrize("loss, weight", [("kd", 0.9), ("dist", 4.0)])
+def test_a_distilled_student_sees_past_the_label_noise_that_a_label_only_student_follows(distillation, loss, weight):
+    assert accuracy_on_test(distillation["teacher"]) > 0.85  # informative: trained on clean labels
+    tmp, audio = distillation["tmp"], distillation["audio"]
+    for seed in (1, 2):
+        alone = train(ExperimentConfig(seed=seed, output_dir=str(tmp / f"labels-{loss}-{seed}"), **audio))
+        distilled = train(ExperimentConfig(seed=seed, output_dir=str(tmp / f"{loss}-{seed}"), teacher=str(distillation["teacher"]),
+                                           distill=loss, distill_weight=weight, **audio))
+        assert accuracy_on_test(alone) < 0.6  # the flipped labels make it say the first emotion: chance is 0.5
+        assert accuracy_on_test(distilled) > accuracy_on_test(alone) + 0.3
+
+
+def head_inputs(folder, data) -> torch.Tensor:
+    """The vectors a trained model's head reads, for every training row of `data`."""
+    config, _, built = load_trained(folder)
+    config.data = str(data)
+    model, vectors = built.model.eval(), []
+    with torch.no_grad():
+        for batch in eval_loader(config, built, make_split(config, built, "train").dataset):
+            vectors.append(model(batch, with_embedding=True)[1])
+    return torch.cat(vectors)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear centred kernel alignment of two sets of row vectors: 1 when they relate the rows alike."""
+    x, y = x - x.mean(0), y - y.mean(0)
+    return float((x.T @ y).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+def test_feature_distillation_makes_the_students_vectors_relate_rows_as_the_teachers_do(distillation):
+    tmp, noisy = distillation["tmp"], distillation["noisy"]
+    student = dict(data=str(noisy), modal="T", mode="full", text_model=str(distillation["student_bert"]), lr=5e-4, epochs=8,
+                   batch_size=16, pooling="mean", seed=1)
+    alone = train(ExperimentConfig(output_dir=str(tmp / "feature-labels"), **student))
+    distilled = train(ExperimentConfig(output_dir=str(tmp / "feature"), teacher=str(distillation["teacher"]), distill="feature",
+                                       distill_weight=5.0, **student))
+    teacher = head_inputs(distillation["teacher"], noisy)
+    assert linear_cka(head_inputs(distilled, noisy), teacher) > linear_cka(head_inputs(alone, noisy), teacher) + 0.02
+
+
+def test_cached_teacher_outputs_equal_a_live_teacher_pass_and_are_not_recomputed(distillation, tmp_path, monkeypatch):
+    config = ExperimentConfig(cache_dir=str(tmp_path), teacher=str(distillation["teacher"]), **distillation["audio"])
+    built = teacher_outputs(config)
+    monkeypatch.setattr(teacher_module, "_compute", lambda *args: pytest.fail("the teacher ran again"))
+    cached = teacher_outputs(config)
+    for name in ("logits", "embeddings", "dialogue_id", "utterance_id"):
+        assert torch.equal(getattr(cached, name), getattr(built, name))
+
+    teacher_config, _, teacher = load_trained(distillation["teacher"])
+    rows = load_split(distillation["noisy"], "train")
+    some = [0, 5, len(rows) - 1]
+    tokens = pad_text([tokenize_rows(rows, teacher.tokenizer, 0, teacher_config.max_length)[i] for i in some], teacher.pad_token_id)
+    with torch.no_grad():
+        logits, embeddings = teacher.model.eval()({"T": tokens}, with_embedding=True)
+    assert torch.allclose(cached.logits[some], logits, atol=1e-5) and torch.allclose(cached.embeddings[some], embeddings, atol=1e-5)
+    assert cached.dialogue_id[some].tolist() == rows["dialogue_id"].iloc[some].tolist()
+
+
+def test_teacher_rows_are_matched_by_id_and_a_row_without_one_is_an_error(distillation, tmp_path):
+    outputs = teacher_outputs(ExperimentConfig(cache_dir=str(tmp_path), teacher=str(distillation["teacher"]), **distillation["audio"]))
+    rows = load_split(distillation["noisy"], "train")
+    shuffled = rows.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    columns = aligned_columns(outputs, shuffled, "shuffled")
+    by_id = {(d, u): i for i, (d, u) in enumerate(zip(rows["dialogue_id"], rows["utterance_id"]))}
+    expected = [by_id[(d, u)] for d, u in zip(shuffled["dialogue_id"], shuffled["utterance_id"])]
+    assert torch.equal(columns["teacher_logits"], outputs.logits[expected])
+
+    stranger = shuffled.copy()
+    stranger.loc[3, "utterance_id"] = 999
+    with pytest.raises(RecognizeError, match=r"no teacher output for Dialogue_ID \d+, Utterance_ID 999 \(elsewhere, row 3\)"):
+        aligned_columns(outputs, stranger, "elsewhere")
+
+
+def test_the_distilled_student_records_its_teacher_and_report_and_a_fused_stage_name_it(distillation, tmp_path):
+    teacher = distillation["teacher"]
+    student = train(ExperimentConfig(output_dir=str(tmp_path), teacher=str(teacher), **distillation["audio"]))
+    record = json.loads((student / "config.json").read_text())
+    assert record["experiment"]["teacher"] == str(teacher)
+    assert {k: record["distillation"][k] for k in ("run_name", "loss", "weight", "temperature", "modal")} == {
+        "run_name": "T--ET(tiny-bert)", "loss": "kd", "weight": 0.5, "temperature": 2.0, "modal": "T"}
+    own = "Training Classification (KD from T--ET(tiny-bert), weight 0.5, tau 2)"
+    report = CliRunner().invoke(app, ["report", str(tmp_path), "--format", "csv"])
+    assert report.exit_code == 0, report.output
+    assert own in report.output
+
+    fused = train(ExperimentConfig(**{**distillation["audio"], "modal": "T+A", "fusion": "concat", "epochs": 1},
+                                   text_model=json.loads((teacher / "config.json").read_text())["experiment"]["text_model"],
+                                   pooling="mean", init_from=[str(teacher), str(student)], output_dir=str(tmp_path / "fused")))
+    lineage = json.loads((fused / "config.json").read_text())["lineage"]
+    assert [entry["loaded"] for entry in lineage] == [["encoders.T"], ["encoders.A"]]
+    assert record_stages(json.loads((fused / "config.json").read_text())) == (
+        f"(Text-only Full Tuning + Audio-only {own}) -> Training Classification")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--distill", "kd"], "--distill: only with --teacher"),
+    (["--teacher", "TEACHER", "--distill", "mse"], "--distill: unknown value 'mse'"),
+    (["--teacher", "TEACHER", "--distill-weight", "1.5"], "--distill-weight: kd's weight is a share in [0, 1]"),
+    (["--teacher", "TEACHER", "--distill", "feature"], "--distill feature: a frozen single-modality student"),
+    (["--teacher", "TEACHER", "--label-type", "sentiment"], "predicts emotion, this run sentiment"),
+    (["--teacher", "NOWHERE"], "not a checkpoint folder"),
+])
+def test_bad_distillation_flags_are_one_line_errors_before_training(distillation, tmp_path, flags, message):
+    audio = distillation["audio"]
+    flags = [str(distillation["teacher"]) if f == "TEACHER" else str(tmp_path / "nowhere") if f == "NOWHERE" else f for f in flags]
+    result = CliRunner().invoke(app, ["train", audio["data"], "--modal", "A", "--mode", "frozen", "--audio-model", audio["audio_model"],
+                                      "--output-dir", str(tmp_path), *flags])
+    assert result.exit_code == 1 and message in result.output.replace("\n", "")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_resumed_feature_student_equals_an_uninterrupted_one(distillation, tmp_path, monkeypatch):
+    # the projection to the teacher's width lives outside the model: its weights must be in the saved state too
+    def config(folder: str) -> ExperimentConfig:
+        return ExperimentConfig(data=str(distillation["noisy"]), modal="T", mode="full", text_model=str(distillation["student_bert"]),
+                                lr=5e-4, epochs=4, batch_size=16, pooling="mean", teacher=str(distillation["teacher"]),
+                                distill="feature", output_dir=str(tmp_path / folder))
+    uninterrupted = train(config("whole"))
+    save_state = engine.save_state
+
+    def save_then_die(run_dir, state, *args):
+        save_state(run_dir, state, *args)
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config("parts"))
+    monkeypatch.setattr(engine, "save_state", save_state)
+    resumed = train(config("parts"), resume=True)
+    losses = [[row["train_loss"] for row in csv.DictReader((folder / "history.csv").open())] for folder in (uninterrupted, resumed)]
+    assert losses[0] == losses[1]
+    a, b = (load_file(str(folder / "model.safetensors")) for folder in (uninterrupted, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -50,6 +50,7 @@ def test_cli_train_then_eval_round_trip(meld_dir, tiny_bert, tmp_path):
     assert json.loads((folder / "eval-dev.json").read_text())["weighted_f1"] == pytest.approx(recorded["weighted_f1"], abs=1e-9)
 
 
+KD = "KD from T--ET(tiny-bert), weight 0.5, tau 2"
 RECIPES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "training").glob("*.py"))
 RESEARCH_ROWS = {  # recipe -> the training column of the research table's rows it reproduces, by checkpoint folder
     "training/text_finetune.py": {"T--ET(tiny-bert)": "Full Tuning"},
@@ -62,6 +63,12 @@ RESEARCH_ROWS = {  # recipe -> the training column of the research table's rows 
         "T+A--ET--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning",
         "T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning -> Training Classification"},
     "training/video_vivit_classifier.py": {"V--EF(tiny-vivit)": "Training Classification"},
+    "training/distill_students.py": {
+        "T--ET(tiny-bert)": "Full Tuning",
+        "A--ET(tiny-wav2vec2)": f"Full Tuning ({KD})",
+        "V--EL(tiny-vivit)": f"LoRA ({KD})",
+        "T+A+V--EF--ATTENTION(tiny-bert+tiny-wav2vec2+tiny-vivit)":
+            f"(Text-only Full Tuning + Audio-only Full Tuning ({KD}) + Video-only LoRA ({KD})) -> Training Classification"},
 }
 
 

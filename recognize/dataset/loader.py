@@ -38,7 +38,8 @@ class MediaSource:
 
 class UtteranceDataset(Dataset):
     """Rows of one split, each with its label and its input per modality (text tokenised
-    up front; audio and video read from disk when the row is fetched)."""
+    up front; audio and video read from disk when the row is fetched), and any per-row
+    `columns` added for training (e.g. a teacher's logits), served under their names."""
 
     def __init__(self, labels: np.ndarray, text: "list[TextEncoding] | None" = None,
                  media: "dict[str, MediaSource] | None" = None, lengths: "list[float] | None" = None) -> None:
@@ -46,6 +47,14 @@ class UtteranceDataset(Dataset):
         self.text = text
         self.media = media or {}
         self._lengths = lengths
+        self.columns: dict[str, torch.Tensor] = {}
+
+    def add_columns(self, columns: dict[str, torch.Tensor]) -> None:
+        """Serve each tensor of `columns` (one row per row of the dataset) in every batch, under its name."""
+        for name, tensor in columns.items():
+            if tensor.shape[0] != len(self):
+                raise ValueError(f"column {name} has {tensor.shape[0]} rows for a dataset of {len(self)}")
+            self.columns[name] = tensor
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,14 +65,19 @@ class UtteranceDataset(Dataset):
             item["T"] = self.text[index]
         for modality, source in self.media.items():
             item[modality] = source.get(index)
+        if self.columns:
+            item["columns"] = {name: tensor[index] for name, tensor in self.columns.items()}
         return item
 
     def subset(self, rows: np.ndarray) -> "UtteranceDataset":
         """The dataset of `rows` (indices into this one), in that order."""
         lengths = [self._lengths[i] for i in rows] if self._lengths is not None else None
-        return UtteranceDataset(self.labels[rows], text=None if self.text is None else [self.text[i] for i in rows],
-                                media={m: MediaSource([s.paths[i] for i in rows], s.read) for m, s in self.media.items()},
-                                lengths=lengths)
+        subset = UtteranceDataset(self.labels[rows], text=None if self.text is None else [self.text[i] for i in rows],
+                                  media={m: MediaSource([s.paths[i] for i in rows], s.read) for m, s in self.media.items()},
+                                  lengths=lengths)
+        index = torch.as_tensor(rows, dtype=torch.long)
+        subset.add_columns({name: tensor[index] for name, tensor in self.columns.items()})
+        return subset
 
     def lengths(self) -> list[float]:
         """A size per row that drives length grouping: given lengths (e.g. audio seconds),
@@ -78,7 +92,8 @@ class UtteranceDataset(Dataset):
 @dataclass
 class Collator:
     """Turns dataset items into one batch: {"T": padded text, "A": audio features,
-    "V": frames, "{m}_present": which rows have modality m, "labels", "index"}.
+    "V": frames, "{m}_present": which rows have modality m, "labels", "index", and the
+    dataset's added columns}.
     A row without its clip gets zeros in its place and False in `{m}_present`."""
 
     pad_token_id: int = 0
@@ -100,6 +115,8 @@ class Collator:
             batch["V_present"] = torch.tensor([item["V"] is not None for item in items])
             frames = [torch.zeros(self.video_shape) if item["V"] is None else item["V"] for item in items]
             batch["V"] = {"pixel_values": torch.stack(frames)}
+        for name in items[0].get("columns", ()):
+            batch[name] = torch.stack([item["columns"][name] for item in items])
         return batch
 
 

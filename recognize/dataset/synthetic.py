@@ -11,6 +11,7 @@ cases (`BROKEN_ROWS`, `broken_cases`)."""
 import shutil
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -285,15 +286,46 @@ def write_joint_meld(folder: "str | Path", seed: int = 0, dialogues: "dict[str, 
     the tone of one of them, drawn independently; the emotion is the first label when the
     two agree and the second when they differ (an exclusive or), so either modality alone
     says nothing about it."""
+    def exclusive_or(rng: np.random.Generator, split: str, count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        text_cue, audio_cue = rng.integers(0, 2, count), rng.integers(0, 2, count)
+        return text_cue, audio_cue, [JOINT_LABELS[int(t != a)] for t, a in zip(text_cue, audio_cue)]
+
+    return _write_cued_meld(folder, seed, dialogues, exclusive_or)
+
+
+def write_agreeing_meld(folder: "str | Path", seed: int = 0, dialogues: "dict[str, int] | None" = None,
+                        flipped: float = 0.0) -> Path:
+    """Write a prepared MELD folder (as `write_joint_meld`) whose utterance cue and audio
+    tone both say the row's emotion, one of JOINT_LABELS, and return its path. With
+    `flipped`, that share of the training rows whose emotion is the second label are
+    labelled with the first: label noise that a student learning from labels alone follows,
+    and a teacher trained on clean labels does not. Utterances and clips depend on `seed`
+    alone, so two folders of one seed differ only in those training labels (dev and test
+    stay clean)."""
+    flips = np.random.default_rng([seed, 2])
+
+    def agreeing(rng: np.random.Generator, split: str, count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        cues = rng.integers(0, 2, count)
+        flip = flips.random(count) < flipped if split == "train" else np.zeros(count, dtype=bool)
+        return cues, cues, [JOINT_LABELS[0] if f else JOINT_LABELS[cue] for cue, f in zip(cues, flip)]
+
+    return _write_cued_meld(folder, seed, dialogues, agreeing)
+
+
+def _write_cued_meld(folder: "str | Path", seed: int, dialogues: "dict[str, int] | None",
+                     cues_of: "Callable[[np.random.Generator, str, int], tuple[np.ndarray, np.ndarray, list[str]]]") -> Path:
+    """A prepared MELD folder of JOINT_LABELS rows: `cues_of(rng, split, rows)` gives each
+    row's text cue and audio cue (indices into JOINT_LABELS) and its emotion; the utterance
+    carries a cue word of the text cue, the 16 kHz flac clip the tone of the audio cue."""
     folder = write_synthetic_meld(folder, seed=seed, noise=0.0, dialogues=dialogues or RAW_DIALOGUES)
     rng = np.random.default_rng([seed, 1])
     samples = round(CLIP_SECONDS * JOINT_AUDIO_RATE)
     for split in SPLITS:
         path = folder / f"{split}_sent_emo.csv"
         rows = pd.read_csv(path, dtype=str, keep_default_na=False)
-        text_cue, audio_cue = rng.integers(0, 2, len(rows)), rng.integers(0, 2, len(rows))
+        text_cue, audio_cue, emotions = cues_of(rng, split, len(rows))
         rows["Utterance"] = [utterance(rng, JOINT_LABELS[cue], noise=0.0) for cue in text_cue]
-        rows["Emotion"] = [JOINT_LABELS[int(t != a)] for t, a in zip(text_cue, audio_cue)]
+        rows["Emotion"] = emotions
         rows["Sentiment"] = [SENTIMENT_OF[emotion] for emotion in rows["Emotion"]]
         rows.to_csv(path, index=False)
         audios = folder / "audios" / split

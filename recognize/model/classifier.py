@@ -34,12 +34,22 @@ class EmotionModel(nn.Module):
             pooled[modality] = vector if present is None else vector * present.to(vector.dtype).unsqueeze(-1)
         return pooled
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict, with_embedding: bool = False) -> "torch.Tensor | tuple[torch.Tensor, torch.Tensor]":
+        """The logits (B, C); with `with_embedding`, also the vector the head reads (B, D): the
+        fused vector, or a single modality's pooled one (what feature distillation compares)."""
         pooled = self.encode(batch)
         vectors = [pooled[m] for m in self.encoders]
         if self.fusion is None:
-            return self.head(torch.cat(vectors, dim=-1))
-        return self.head(self.fusion(vectors, [batch.get(f"{m}_present") for m in self.encoders]))
+            embedding = torch.cat(vectors, dim=-1)
+        else:
+            embedding = self.fusion(vectors, [batch.get(f"{m}_present") for m in self.encoders])
+        logits = self.head(embedding)
+        return (logits, embedding) if with_embedding else logits
+
+    @property
+    def embedding_size(self) -> int:
+        """The width of the vector the head reads."""
+        return self.head[-1].in_features
 
     def train(self, mode: bool = True) -> "EmotionModel":
         """As nn.Module.train, except that frozen encoders always stay in eval mode (no dropout)."""

@@ -1,0 +1,139 @@
+"""A teacher's outputs for distillation (`train --teacher CKPT`): its logits and the vector
+its head reads, for every row of a split of the student's data, computed once with the
+teacher's own preprocessing and kept in the feature cache, so the student never runs the
+teacher during training.
+
+The entry's key is the teacher's whole weights (backbones included), its settings, the
+split's CSV and its clips, and the package version. Each output row carries its
+Dialogue_ID and Utterance_ID; the student's rows are matched to them by those ids, and a
+row without a match is an error, never a silent shift."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from accelerate.utils import send_to_device
+
+from recognize import __version__
+from recognize import checkpoint as ckpt
+from recognize.builder import MEDIA_MODALITIES, eval_loader, load_rows, make_split
+from recognize.cache import Entry, cache_root, clips_digest, file_digest, weights_digest
+from recognize.config import RESULT_NEUTRAL, ExperimentConfig
+from recognize.dataset.media import index_media
+from recognize.dataset.meld import csv_path
+from recognize.engine import make_accelerator, process_state
+from recognize.errors import RecognizeError
+from recognize.evaluator import load_trained
+from recognize.objective import TEACHER_EMBEDDINGS, TEACHER_LOGITS
+
+TABLES: tuple[str, ...] = ("logits", "embeddings", "dialogue_id", "utterance_id")
+"""The tensors of a teacher entry, one row per row of the split."""
+
+
+@dataclass
+class TeacherOutputs:
+    """A teacher's outputs on the rows of a split, in the split's row order."""
+
+    folder: str
+    record: dict[str, Any]
+    logits: torch.Tensor
+    embeddings: torch.Tensor
+    dialogue_id: torch.Tensor
+    utterance_id: torch.Tensor
+    entry: Path
+
+
+def check_teacher(config: ExperimentConfig) -> dict[str, Any]:
+    """The config.json record of `config.teacher`, after checking that it is a finished
+    checkpoint this run can learn from: not the run itself, and, for the losses that compare
+    class scores (kd, dist), trained on the same label type."""
+    folder = Path(config.teacher)
+    if not (folder / ckpt.CONFIG).is_file():
+        raise RecognizeError(f"--teacher {folder}: not a checkpoint folder (no {ckpt.CONFIG})")
+    if not (folder / ckpt.WEIGHTS).is_file():
+        raise RecognizeError(f"--teacher {folder}: has no {ckpt.WEIGHTS} (its training never finished an epoch?)")
+    if folder.resolve() == config.run_dir.resolve():
+        raise RecognizeError(f"--teacher {folder}: is this run's own checkpoint folder")
+    teacher, record = ckpt.read_checkpoint_config(folder)
+    if config.distill in ("kd", "dist") and teacher.task != config.task:
+        raise RecognizeError(f"--teacher {folder}: predicts {teacher.task}, this run {config.task}; "
+                             f"--distill {config.distill} compares class scores (--distill feature does not)")
+    return record
+
+
+def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOutputs:
+    """The outputs of `config.teacher` on every row of `split` of `config.data`: read from
+    the feature cache, or computed (by the main process, on the GPU when there is one; the
+    others wait) and stored there."""
+    teacher, record, built = load_trained(config.teacher)
+    teacher.data, teacher.cache_dir = config.data, config.cache_dir
+    rows = load_rows(teacher, split)
+    clips = {m: index_media(teacher.data, split, rows, m).paths for m in teacher.modalities if m in MEDIA_MODALITIES}
+    entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips))
+    state = process_state()
+    problem = entry.load(len(rows), TABLES)
+    if problem is not None and state.is_main_process:
+        if problem != "absent":
+            state.print(f"feature cache: {entry.path} is {problem}; computing the teacher's outputs again")
+        entry.save(_compute(teacher, built, split, rows))
+    state.wait_for_everyone()
+    if entry.tensors is None and (problem := entry.load(len(rows), TABLES)) is not None:
+        raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
+    return TeacherOutputs(config.teacher, record, entry=entry.path, **entry.tensors)
+
+
+def aligned_columns(outputs: TeacherOutputs, rows: pd.DataFrame, where: str) -> dict[str, torch.Tensor]:
+    """The teacher's logits and embeddings for each of `rows` (a student's split, in its
+    order), matched by (dialogue_id, utterance_id); a row the teacher has no output for is
+    a RecognizeError naming it and `where` it comes from."""
+    position = {(int(d), int(u)): i for i, (d, u) in enumerate(zip(outputs.dialogue_id.tolist(), outputs.utterance_id.tolist()))}
+    order = []
+    for row, (dialogue, utterance) in enumerate(zip(rows["dialogue_id"], rows["utterance_id"])):
+        found = position.get((int(dialogue), int(utterance)))
+        if found is None:
+            raise RecognizeError(f"--teacher {outputs.folder}: no teacher output for Dialogue_ID {dialogue}, "
+                                 f"Utterance_ID {utterance} ({where}, row {row}); its outputs do not cover these rows")
+        order.append(found)
+    index = torch.as_tensor(order, dtype=torch.long)
+    return {TEACHER_LOGITS: outputs.logits[index].float(), TEACHER_EMBEDDINGS: outputs.embeddings[index].float()}
+
+
+def distillation_record(config: ExperimentConfig, outputs: TeacherOutputs) -> dict[str, Any]:
+    """config.json's "distillation" entry: the teacher (folder, run name, modalities, mode,
+    its own lineage) and the loss with its weight and temperature."""
+    experiment = outputs.record["experiment"]
+    return {"teacher": str(outputs.folder), "run_name": outputs.record["run_name"], "modal": experiment["modal"],
+            "mode": experiment["mode"], "task": experiment["task"], "lineage": outputs.record.get("lineage", []),
+            "distillation": outputs.record.get("distillation"), "loss": config.distill,
+            "weight": config.distill_weight, "temperature": config.temperature, "outputs": outputs.entry.name}
+
+
+def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, split: str,
+         clips: "dict[str, list]") -> dict[str, Any]:
+    """The cache key of a teacher's outputs on `split` (see the module docstring)."""
+    settings = {k: v for k, v in teacher.to_dict().items() if k not in RESULT_NEUTRAL | {"data", "output_dir"}}
+    return {"kind": "teacher", "modality": "teacher", "model": str(Path(folder).resolve()), "backbone": record["run_name"],
+            "split": split, "version": __version__, "weights": weights_digest(built.model), "settings": settings,
+            "csv": file_digest(csv_path(teacher.data, split)), "clips": {m: clips_digest(p) for m, p in clips.items()}}
+
+
+def _compute(teacher: ExperimentConfig, built, split: str, rows: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """A live pass of the teacher over every row of `split`: its logits and embeddings, in row order."""
+    data = make_split(teacher, built, split, rows=rows)
+    accelerator = make_accelerator(teacher.precision)
+    model = built.model.to(accelerator.device).eval()
+    logits, embeddings, indices = [], [], []
+    with torch.no_grad():
+        for batch in eval_loader(teacher, built, data.dataset):
+            batch = send_to_device(batch, accelerator.device, non_blocking=True)
+            with accelerator.autocast():
+                batch_logits, embedding = model(batch, with_embedding=True)
+            logits.append(batch_logits.float().cpu())
+            embeddings.append(embedding.float().cpu())
+            indices.append(batch["index"].cpu())
+    order = torch.argsort(torch.cat(indices))
+    return {"logits": torch.cat(logits)[order], "embeddings": torch.cat(embeddings)[order],
+            "dialogue_id": torch.tensor(rows["dialogue_id"].tolist(), dtype=torch.long),
+            "utterance_id": torch.tensor(rows["utterance_id"].tolist(), dtype=torch.long)}
