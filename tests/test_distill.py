@@ -24,6 +24,7 @@ from recognize.dataset.text import pad_text, tokenize_rows
 from recognize.distill import dist_loss, kd_loss, relational_feature_loss
 from recognize.evaluator import load_trained
 from recognize.lineage import record_stages
+from recognize.run import train_seeds
 from recognize.teacher import aligned_columns, teacher_outputs
 from recognize.tiny import write_tiny_bert, write_tiny_wav2vec2
 
@@ -282,3 +283,14 @@ def test_a_resumed_feature_student_equals_an_uninterrupted_one(distillation, tmp
     assert losses[0] == losses[1]
     a, b = (load_file(str(folder / "model.safetensors")) for folder in (uninterrupted, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_with_seeds_each_student_learns_from_the_same_seed_of_a_seeded_teacher(distillation, tmp_path):
+    teacher_config = json.loads((distillation["teacher"] / "config.json").read_text())["experiment"]
+    teachers = train_seeds(ExperimentConfig.from_dict({**teacher_config, "epochs": 1, "output_dir": str(tmp_path / "teachers")}), [1, 2])
+    students = train_seeds(ExperimentConfig(teacher=str(teachers), output_dir=str(tmp_path / "students"),
+                                            **{**distillation["audio"], "epochs": 1}), [1, 2])
+    for seed in (1, 2):
+        record = json.loads((students / f"seed-{seed}" / "config.json").read_text())
+        assert record["experiment"]["teacher"] == str(teachers / f"seed-{seed}")
+        assert record["distillation"]["teacher"] == str(teachers / f"seed-{seed}")
