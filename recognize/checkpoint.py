@@ -4,6 +4,7 @@ only JSON and safetensors."""
 import csv
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -72,6 +73,19 @@ def write_weights(path: "str | Path", tensors: dict[str, torch.Tensor]) -> None:
     """Save tensors as safetensors, atomically (contiguous CPU copies)."""
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     atomic_write(path, lambda p: save_file(cpu, str(p)))
+
+
+def link_file(source: "str | Path", path: "str | Path") -> None:
+    """Give `source` a second name `path`, atomically: a hard link (no bytes written), or a
+    copy on a file system without them. Safe because files here are only ever replaced
+    whole (`atomic_write` renames), never changed in place."""
+    def link(temp: Path) -> None:
+        temp.unlink()
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+    atomic_write(path, link)
 
 
 def read_weights(path: "str | Path") -> dict[str, torch.Tensor]:

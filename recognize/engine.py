@@ -152,7 +152,8 @@ def fit(
             if improved:
                 ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
             ckpt.write_rows(run_dir / ckpt.HISTORY, state.history)
-            save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
+            if state.epoch < config.epochs:  # after the last epoch the state would be removed at once, below
+                save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
         accelerator.wait_for_everyone()
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, dev acc {dev_metrics['accuracy']:.2%}, "
@@ -191,7 +192,7 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
             n = batch["labels"].shape[0]
             loss_sum += loss.detach() * n
             samples += n
-            if step % LOG_EVERY_STEPS == 0 or step == len(data):
+            if not progress.disable and (step % LOG_EVERY_STEPS == 0 or step == len(data)):  # no bar shown: no sync
                 rate = samples / (time.perf_counter() - start)
                 status = f"loss {loss_sum.item() / samples:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  {rate:.0f} samples/s"
                 progress.update(task, completed=step, status=status)
@@ -205,10 +206,11 @@ def _labels_and_predictions(model, data: DataLoader, accelerator: Accelerator) -
 
 
 def predict(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices, logits (float32) and labels over `data`, gathered and put in row order."""
+    """Row indices, logits (float32) and labels over `data`, gathered and put in row order
+    (batches may come in any order). Inference mode: no autograd bookkeeping at all."""
     model.eval()
     indices, all_logits, all_labels = [], [], []
-    with torch.no_grad():
+    with torch.inference_mode():
         for batch in data:
             with accelerator.autocast():
                 logits = model(batch)
@@ -253,7 +255,10 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler,
     state_dir = run_dir / ckpt.STATE
     folder = state_dir / f"epoch-{state.epoch}"
     folder.mkdir(parents=True, exist_ok=True)
-    ckpt.write_weights(folder / "model.safetensors", checkpoint_state(model))
+    if state.best_epoch == state.epoch:  # `fit` has just written these very weights as the best: no second copy
+        ckpt.link_file(run_dir / ckpt.WEIGHTS, folder / "model.safetensors")
+    else:
+        ckpt.write_weights(folder / "model.safetensors", checkpoint_state(model))
     ckpt.write_weights(folder / "objective.safetensors", dict(objective.state_dict()))
     tensors, meta = _optimizer_files(optimizer)
     ckpt.write_weights(folder / "optimizer.safetensors", tensors)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recognize import RecognizeError
-from recognize.checkpoint import atomic_write, read_json, read_weights, write_json, write_weights
+from recognize.checkpoint import atomic_write, link_file, read_json, read_weights, write_json, write_weights
 from recognize.dataset.loader import LengthGroupedBatchSampler
 
 
@@ -37,6 +37,15 @@ def test_weights_round_trip_exactly(tmp_path):
     write_weights(tmp_path / "w.safetensors", tensors)
     loaded = read_weights(tmp_path / "w.safetensors")
     assert loaded.keys() == tensors.keys() and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+
+
+def test_a_linked_file_keeps_its_content_when_the_source_is_replaced(tmp_path):
+    write_weights(tmp_path / "best.safetensors", {"w": torch.ones(2)})
+    link_file(tmp_path / "best.safetensors", tmp_path / "state" / "model.safetensors")
+    write_weights(tmp_path / "best.safetensors", {"w": torch.zeros(2)})  # atomic_write replaces, never edits in place
+
+    assert torch.equal(read_weights(tmp_path / "state" / "model.safetensors")["w"], torch.ones(2))
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["model.safetensors"]  # no temp file left
 
 
 def test_damaged_files_get_one_line_errors(tmp_path):

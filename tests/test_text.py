@@ -118,7 +118,7 @@ def test_pad_text_pads_to_the_longest() -> None:
         {"input_ids": [2, 3], "token_type_ids": [0, 0]},
         {"input_ids": [2, 5, 3, 6, 3], "token_type_ids": [0, 0, 0, 1, 1]},
     ]
-    batch = pad_text(encodings, pad_token_id=0)
+    batch = pad_text(encodings, pad_token_id=0, multiple=1)
 
     assert set(batch) == {"input_ids", "token_type_ids", "attention_mask"}
     assert torch.equal(batch["input_ids"], torch.tensor([[2, 5, 3, 0, 0], [2, 3, 0, 0, 0], [2, 5, 3, 6, 3]]))
@@ -128,11 +128,22 @@ def test_pad_text_pads_to_the_longest() -> None:
 
 
 def test_pad_text_without_token_types() -> None:
-    batch = pad_text([{"input_ids": [0, 7, 2]}, {"input_ids": [0, 2]}], pad_token_id=1)
+    batch = pad_text([{"input_ids": [0, 7, 2]}, {"input_ids": [0, 2]}], pad_token_id=1, multiple=1)
 
     assert set(batch) == {"input_ids", "attention_mask"}
     assert torch.equal(batch["input_ids"], torch.tensor([[0, 7, 2], [0, 2, 1]]))
     assert torch.equal(batch["attention_mask"], torch.tensor([[1, 1, 1], [1, 1, 0]]))
+
+
+def test_pad_text_rounds_the_width_up_to_a_multiple() -> None:
+    encodings = [{"input_ids": [0, 7, 2], "token_type_ids": [0, 0, 0]}, {"input_ids": [0, 2], "token_type_ids": [0, 0]}]
+    batch = pad_text(encodings, pad_token_id=1, multiple=4)
+
+    assert torch.equal(batch["input_ids"], torch.tensor([[0, 7, 2, 1], [0, 2, 1, 1]]))
+    assert torch.equal(batch["token_type_ids"], torch.zeros(2, 4, dtype=torch.int64))
+    assert torch.equal(batch["attention_mask"], torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]))
+    assert pad_text(encodings, pad_token_id=1, multiple=3)["input_ids"].shape == (2, 3)  # already a multiple
+    assert pad_text(encodings, pad_token_id=1)["input_ids"].shape[1] == (8 if torch.cuda.is_available() else 3)
 
 
 def test_tiny_bert_folder_loads_by_path(tmp_path: Path) -> None:
