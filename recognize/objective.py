@@ -54,7 +54,7 @@ class DistillObjective(LabelObjective):
         if self.loss == "dist":
             return dist_loss(logits, batch[TEACHER_LOGITS], labels, self.temperature, 1.0, self.weight, self.weight,
                              self.class_weights)
-        hard = F.cross_entropy(logits, labels, weight=self.class_weights)
+        hard = super().forward(logits, embedding, batch)
         student = self.projection(embedding.float())
         return hard + self.weight * relational_feature_loss(student, batch[TEACHER_EMBEDDINGS].float(), self.temperature)
 

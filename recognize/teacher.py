@@ -45,10 +45,10 @@ class TeacherOutputs:
     entry: Path
 
 
-def check_teacher(config: ExperimentConfig) -> dict[str, Any]:
-    """The config.json record of `config.teacher`, after checking that it is a finished
-    checkpoint this run can learn from: not the run itself, and, for the losses that compare
-    class scores (kd, dist), trained on the same label type."""
+def check_teacher(config: ExperimentConfig) -> None:
+    """Check that `config.teacher` is a finished checkpoint this run can learn from: not the
+    run itself, and, for the losses that compare class scores (kd, dist), trained on the
+    same label type."""
     folder = Path(config.teacher)
     if not (folder / ckpt.CONFIG).is_file():
         raise RecognizeError(f"--teacher {folder}: not a checkpoint folder (no {ckpt.CONFIG})")
@@ -56,11 +56,10 @@ def check_teacher(config: ExperimentConfig) -> dict[str, Any]:
         raise RecognizeError(f"--teacher {folder}: has no {ckpt.WEIGHTS} (its training never finished an epoch?)")
     if folder.resolve() == config.run_dir.resolve():
         raise RecognizeError(f"--teacher {folder}: is this run's own checkpoint folder")
-    teacher, record = ckpt.read_checkpoint_config(folder)
+    teacher, _ = ckpt.read_checkpoint_config(folder)
     if config.distill in ("kd", "dist") and teacher.task != config.task:
         raise RecognizeError(f"--teacher {folder}: predicts {teacher.task}, this run {config.task}; "
                              f"--distill {config.distill} compares class scores (--distill feature does not)")
-    return record
 
 
 def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOutputs:
@@ -97,7 +96,7 @@ def aligned_columns(outputs: TeacherOutputs, rows: pd.DataFrame, where: str) -> 
                                  f"Utterance_ID {utterance} ({where}, row {row}); its outputs do not cover these rows")
         order.append(found)
     index = torch.as_tensor(order, dtype=torch.long)
-    return {TEACHER_LOGITS: outputs.logits[index].float(), TEACHER_EMBEDDINGS: outputs.embeddings[index].float()}
+    return {TEACHER_LOGITS: outputs.logits[index], TEACHER_EMBEDDINGS: outputs.embeddings[index]}
 
 
 def distillation_record(config: ExperimentConfig, outputs: TeacherOutputs) -> dict[str, Any]:
