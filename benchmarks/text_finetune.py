@@ -7,7 +7,8 @@ dev evaluation every epoch, best-epoch selection, test evaluation); samples/s is
 training samples x epochs / seconds.
 
 usage: python benchmarks/text_finetune.py MELD_DIR MODEL_DIR [--task emotion] [--epochs 4]
-       [--batch-size 32] [--lr 5e-5] [--context 0] [--runners toolkit,trainer] [--isolate] [--output FILE.jsonl]
+       [--batch-size 32] [--lr 5e-5] [--context 0] [--runners toolkit,trainer] [--isolate] [--compile]
+       [--output FILE.jsonl]
 """
 
 import argparse
@@ -36,7 +37,7 @@ def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
     """Train and test with `recognize.train`; return its scores and timing."""
     config = ExperimentConfig(data=args.data, text_model=args.model, task=args.task, mode=args.mode, epochs=args.epochs,
                               batch_size=args.batch_size, lr=args.lr, context=args.context, seed=args.seed,
-                              output_dir=str(workdir / "toolkit"))
+                              compile=args.compile, output_dir=str(workdir / "toolkit"))
     start = time.perf_counter()
     folder = train(config)
     seconds = time.perf_counter() - start
@@ -87,7 +88,8 @@ def _result(runner: str, args: argparse.Namespace, dev: dict, test: dict, second
     """One JSON-ready result line."""
     return {
         "benchmark": "text_finetune", "runner": runner, "model": backbone_name(args.model), "task": args.task,
-        "mode": args.mode if runner == "toolkit" else "full", "context": args.context, "epochs": args.epochs,
+        "mode": args.mode if runner == "toolkit" else "full", "compile": args.compile and runner == "toolkit",
+        "context": args.context, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "dev_accuracy": round(100 * dev["accuracy"], 2), "dev_weighted_f1": round(100 * dev["weighted_f1"], 2),
         "test_accuracy": round(100 * test["accuracy"], 2), "test_weighted_f1": round(100 * test["weighted_f1"], 2),
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runners", default="toolkit,trainer")
+    parser.add_argument("--compile", action="store_true", help="the toolkit's run compiles its backbone (--compile)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     parser.add_argument("--isolate", action="store_true",
                         help="run each runner in a process of its own (each pays its own CUDA start-up)")

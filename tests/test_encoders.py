@@ -1,7 +1,8 @@
 """Speech and video encoders across the architectures the toolkit supports, built tiny from
 configs and loaded through `from_pretrained`: the pooled vector equals a direct masked mean
 (or the CLS token) of the backbone's output, padding does not leak into it where the model
-takes a mask, and LoRA finds each architecture's query/value projections."""
+takes a mask, LoRA finds each architecture's query/value projections, and no backbone's
+attention may use cuDNN's kernel (text encoders too)."""
 
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig,
 from recognize.dataset.audio import AudioFeatures
 from recognize.dataset.video import VideoFrames
 from recognize.model.classifier import EmotionModel
-from recognize.model.encoders import AudioEncoder, VideoEncoder, load_backbone
+from recognize.model.encoders import AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer
 from recognize.model.modes import apply_mode
-from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_video_processor
+from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_video_processor
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 CONV = dict(conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16,
@@ -151,3 +152,41 @@ def test_lora_finds_the_attention_projections_of_every_video_encoder(tmp_path, n
 
     adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad and ".lora_" in n}
     assert adapted == projections
+
+
+def attention_call_flags(monkeypatch) -> list[tuple[bool, bool, bool, bool]]:
+    """Record, for every `scaled_dot_product_attention` call from now on, which of cuDNN,
+    flash, memory-efficient and math attention PyTorch may pick for it."""
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(*args, **kwargs):
+        backends = torch.backends.cuda
+        calls.append((backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled(),
+                      backends.math_sdp_enabled()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    return calls
+
+
+@pytest.mark.parametrize("modality", ["text", "audio", "video"])
+def test_backbones_attend_without_cudnn_which_builds_a_plan_per_batch_shape(tmp_path, monkeypatch, modality):
+    if modality == "text":
+        folder = write_tiny_bert(tmp_path / "bert", ["calm", "angry"])
+        encoder = TextEncoder(load_backbone(str(folder)), "mean")
+        inputs = dict(load_tokenizer(str(folder))(["calm", "angry angry"], padding=True, return_tensors="pt"))
+    elif modality == "audio":
+        encoder = AudioEncoder(load_backbone(str(save_speech_model(tmp_path / "w2v", "wav2vec2-layer-norm"))))
+        inputs = AudioFeatures(str(tmp_path / "w2v"))(waves())
+    else:
+        folder = write_tiny_vivit(tmp_path / "vivit")
+        encoder = VideoEncoder(load_backbone(str(folder)))
+        inputs = {"pixel_values": torch.stack([VideoFrames(str(folder))(np.zeros((4, 40, 48, 3), dtype=np.uint8))])}
+    calls = attention_call_flags(monkeypatch)
+
+    encoder(inputs).sum().backward()
+
+    assert len(calls) == encoder.backbone.config.num_hidden_layers  # every layer's attention went through SDPA
+    assert set(calls) == {(False, True, True, True)}
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored afterwards

@@ -8,6 +8,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from recognize.errors import RecognizeError, load_failure
+from recognize.model.attention import shape_free_attention
 
 CLS_POOLED_TYPES: frozenset[str] = frozenset(
     {"bert", "roberta", "xlm-roberta", "mpnet", "deberta", "deberta-v2", "electra", "albert", "distilbert", "camembert"}
@@ -77,7 +78,8 @@ class TextEncoder(nn.Module):
         self.output_size: int = backbone.config.hidden_size
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.backbone(**inputs).last_hidden_state
+        with shape_free_attention():
+            hidden = self.backbone(**inputs).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
         return masked_mean(hidden, inputs["attention_mask"])
@@ -97,13 +99,14 @@ class AudioEncoder(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = inputs["attention_mask"]
-        if "input_features" in inputs:  # Whisper: log-mel frames, halved by the encoder's strided conv
-            hidden = self.backbone(input_features=inputs["input_features"]).last_hidden_state
-            frames = mask[:, ::2][:, : hidden.shape[1]]
-        else:
-            hidden = self.backbone(inputs["input_values"], attention_mask=mask if self.pass_mask else None).last_hidden_state
-            lengths = self.backbone._get_feat_extract_output_lengths(mask.sum(-1))
-            frames = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).long()
+        with shape_free_attention():
+            if "input_features" in inputs:  # Whisper: log-mel frames, halved by the encoder's strided conv
+                hidden = self.backbone(input_features=inputs["input_features"]).last_hidden_state
+                frames = mask[:, ::2][:, : hidden.shape[1]]
+            else:
+                hidden = self.backbone(inputs["input_values"], attention_mask=mask if self.pass_mask else None).last_hidden_state
+                lengths = self.backbone._get_feat_extract_output_lengths(mask.sum(-1))
+                frames = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).long()
         return masked_mean(hidden, frames)
 
 
@@ -122,5 +125,6 @@ class VideoEncoder(nn.Module):
         self.pooling = "cls" if backbone.config.model_type in VIDEO_CLS_TYPES else "mean"
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.backbone(pixel_values=inputs["pixel_values"]).last_hidden_state
+        with shape_free_attention():
+            hidden = self.backbone(pixel_values=inputs["pixel_values"]).last_hidden_state
         return hidden[:, 0] if self.pooling == "cls" else hidden.mean(dim=1)
