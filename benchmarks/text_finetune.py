@@ -8,7 +8,7 @@ training samples x epochs / seconds.
 
 usage: python benchmarks/text_finetune.py MELD_DIR MODEL_DIR [--task emotion] [--epochs 4]
        [--batch-size 32] [--lr 5e-5] [--context 0] [--runners toolkit,trainer] [--isolate] [--compile]
-       [--output FILE.jsonl]
+       [--trainer-attention torch|toolkit] [--output FILE.jsonl]
 """
 
 import argparse
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from recognize.config import backbone_name
 from recognize.dataset.meld import label_ids, load_split
 from recognize.labels import LABELS
 from recognize.metrics import classification_metrics
+from recognize.model.attention import shape_free_attention
 
 from jsonl import emit
 
@@ -76,8 +78,9 @@ def run_trainer(args: argparse.Namespace, workdir: Path) -> dict:
     )
     trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=scores)
-    trainer.train()
-    dev, test = (trainer.predict(data) for data in (dev_set, test_set))
+    with shape_free_attention() if args.trainer_attention == "toolkit" else nullcontext():
+        trainer.train()
+        dev, test = (trainer.predict(data) for data in (dev_set, test_set))
     seconds = time.perf_counter() - start
     dev_metrics = classification_metrics(dev.label_ids, dev.predictions.argmax(-1), labels)
     test_metrics = classification_metrics(test.label_ids, test.predictions.argmax(-1), labels)
@@ -89,6 +92,7 @@ def _result(runner: str, args: argparse.Namespace, dev: dict, test: dict, second
     return {
         "benchmark": "text_finetune", "runner": runner, "model": backbone_name(args.model), "task": args.task,
         "mode": args.mode if runner == "toolkit" else "full", "compile": args.compile and runner == "toolkit",
+        "attention": "toolkit" if runner == "toolkit" else args.trainer_attention,
         "context": args.context, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "dev_accuracy": round(100 * dev["accuracy"], 2), "dev_weighted_f1": round(100 * dev["weighted_f1"], 2),
@@ -128,6 +132,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runners", default="toolkit,trainer")
     parser.add_argument("--compile", action="store_true", help="the toolkit's run compiles its backbone (--compile)")
+    parser.add_argument("--trainer-attention", choices=["torch", "toolkit"], default="torch",
+                        help="the Trainer's attention backends: PyTorch's order (a plain Trainer) or the toolkit's, without cuDNN")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     parser.add_argument("--isolate", action="store_true",
                         help="run each runner in a process of its own (each pays its own CUDA start-up)")
