@@ -223,6 +223,13 @@ def predict(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarr
     return index[order], torch.cat(all_logits).numpy()[order], torch.cat(all_labels).numpy()[order]
 
 
+def predict_loader(model: torch.nn.Module, loader: DataLoader, precision: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`predict` outside training: only the loader is prepared (sharded across processes);
+    the model needs no DDP wrapper where nothing trains, and `predict` applies autocast."""
+    accelerator = make_accelerator(precision)
+    return predict(model.to(accelerator.device), accelerator.prepare(loader), accelerator)
+
+
 def _progress(accelerator: Accelerator, title: str) -> Progress:
     """A rich progress bar with a loss/lr/throughput column, on the main process's terminal
     (not in logs: there, the per-epoch lines say the same)."""

@@ -13,7 +13,7 @@ import torch
 from recognize import checkpoint as ckpt
 from recognize.builder import Built, SplitData, build_model, eval_loader, make_split
 from recognize.config import ExperimentConfig
-from recognize.engine import make_accelerator, predict, process_state
+from recognize.engine import predict_loader, process_state
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
 from recognize.metrics import classification_metrics
@@ -92,9 +92,7 @@ def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str
 
 def score(config: ExperimentConfig, built: Built, data: SplitData, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """Logits (row order) and metrics of `built`'s model on a preprocessed split."""
-    accelerator = make_accelerator(config.precision)
-    model, loader = accelerator.prepare(built.model, eval_loader(config, built, data.dataset))
-    _, logits, labels = predict(model, loader, accelerator)
+    _, logits, labels = predict_loader(built.model, eval_loader(config, built, data.dataset), config.precision)
     return logits, classification_metrics(labels, logits.argmax(-1), names)
 
 

@@ -19,7 +19,7 @@ from recognize.checkpoint import read_checkpoint_config
 from recognize.dataset.loader import MediaSource, UtteranceDataset
 from recognize.dataset.meld import read_raw_csv, repair_text
 from recognize.dataset.text import tokenize_rows
-from recognize.engine import make_accelerator, predict
+from recognize.engine import predict_loader
 from recognize.errors import MediaError, RecognizeError
 from recognize.evaluator import load_trained
 
@@ -83,9 +83,7 @@ def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, li
              for m in ("A", "V") if m in wanted}
     dataset = UtteranceDataset(np.zeros(len(rows), dtype=int), text=text, media=media)
     config.workers = 0  # clips are read here, so that a bad one fails with its own one-line error
-    accelerator = make_accelerator(config.precision)
-    model, loader = accelerator.prepare(built.model, eval_loader(config, built, dataset))
-    _, logits, _ = predict(model, loader, accelerator)
+    _, logits, _ = predict_loader(built.model, eval_loader(config, built, dataset), config.precision)
     return list(record["labels"]), torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
