@@ -51,11 +51,12 @@ def run_trainer(args: argparse.Namespace, workdir: Path) -> dict:
     """Train and test with a plain `transformers.Trainer` (AutoModelForSequenceClassification,
     DataCollatorWithPadding, best epoch by dev weighted-F1); return its scores and timing."""
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+                              TrainingArguments, set_seed)
 
     labels = list(LABELS[args.task])
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
+    set_seed(args.seed)  # the new classification head's initialisation, as the toolkit seeds its own
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(labels), dtype=torch.float32)
 
     def encode(split: str) -> list[dict]:
