@@ -72,7 +72,7 @@ class ExperimentConfig:
     grad_clip: float = _opt(1.0, "Clip the gradient norm to this value (0 = off).")
     grad_accum: int = _opt(1, "Gradient accumulation steps.")
     precision: str = _opt("auto", "Mixed precision: auto (bf16 on a GPU that has it, else fp16 on GPU, none on CPU), no, fp16, bf16.")
-    compile: bool = _opt(False, "Compile the backbones with torch.compile (dynamic shapes): a one-off compile of a minute or so, then faster steps on long GPU runs.")
+    compile: bool = _opt(False, "Compile the backbones with torch.compile (dynamic shapes): a one-off compile of a minute or so, meant for long GPU runs (on a 2-core CPU it was slower).")
     patience: int = _opt(0, "Early stopping: stop after this many epochs without a better dev weighted-F1 (0 = off).")
     class_weights: bool = _opt(False, "Weight the loss by inverse class frequency of the training split.")
     dropout: float = _opt(0.1, "Dropout before the classification head.")
