@@ -111,7 +111,8 @@ for w, t in zip(widths, passes[0]):
     seen.add(w)
 evals = [[eval_step(w) for w in sorted(set(widths), reverse=True)] for _ in range(2)]
 print(json.dumps({
-    "benchmark": "new_widths", "mode": mode, "attention": args.attention, "sdpa_backend": chosen_backend(), "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+    "benchmark": "new_widths", "mode": mode, "attention": args.attention, "sdpa_backend": chosen_backend(),
+    "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
     "distinct_widths": len(set(widths)), "steps_per_pass": len(widths), "setup_s": round(setup, 2),
     "first_step_s": round(first_use, 3), "pass1_s": round(sum(passes[0]), 3), "pass2_s": round(sum(passes[1]), 3),
     "pass1_new_width_ms": round(1000 * sum(new) / max(len(new), 1), 1),
