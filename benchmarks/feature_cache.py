@@ -14,7 +14,6 @@ usage: python benchmarks/feature_cache.py av [--dialogues 20] [--width 1280 --he
 """
 
 import argparse
-import csv
 import statistics
 import tempfile
 import time
@@ -28,14 +27,8 @@ from recognize.dataset.synthetic import write_clip, write_synthetic_meld_raw
 from recognize.labels import EMOTIONS
 from recognize.tiny import write_tiny_videomae, write_tiny_wav2vec2
 
-from jsonl import emit
+from jsonl import emit, epoch_seconds
 from text_finetune import machine
-
-
-def epoch_seconds(folder: Path) -> list[float]:
-    """The training seconds of each epoch of a finished run."""
-    with open(folder / "history.csv", newline="") as handle:
-        return [float(row["seconds"]) for row in csv.DictReader(handle)]
 
 
 def run(config: ExperimentConfig, name: str, setting: str) -> dict:

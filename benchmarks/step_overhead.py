@@ -20,7 +20,6 @@ Prints one JSON line.
 """
 
 import argparse
-import csv
 import shutil
 import tempfile
 import time
@@ -35,7 +34,7 @@ from recognize import ExperimentConfig, train
 from recognize.builder import build_model, make_split, train_loader
 from recognize.engine import make_accelerator, make_optimizer
 
-from jsonl import emit
+from jsonl import emit, epoch_seconds
 from text_finetune import machine
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "merges.txt",
@@ -57,9 +56,7 @@ def shrunk_copy(model_dir: Path, folder: Path) -> Path:
 
 def toolkit_epoch_seconds(config: ExperimentConfig) -> float:
     """Training seconds of the second of two toolkit epochs."""
-    folder = train(config, overwrite=True)
-    with open(folder / "history.csv", newline="") as handle:
-        return float(list(csv.DictReader(handle))[1]["seconds"])
+    return epoch_seconds(train(config, overwrite=True))[1]
 
 
 def bare_pass_seconds(config: ExperimentConfig) -> tuple[float, int]:

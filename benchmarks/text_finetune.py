@@ -13,7 +13,6 @@ usage: python benchmarks/text_finetune.py MELD_DIR MODEL_DIR [--task emotion] [-
 """
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -27,14 +26,14 @@ from pathlib import Path
 import torch
 
 from recognize import ExperimentConfig, train
-from recognize.checkpoint import HISTORY, METRICS, read_json
+from recognize.checkpoint import METRICS, read_json
 from recognize.config import backbone_name
 from recognize.dataset.meld import label_ids, load_split
 from recognize.labels import LABELS
 from recognize.metrics import classification_metrics
 from recognize.model.attention import shape_free_attention
 
-from jsonl import emit
+from jsonl import emit, epoch_seconds
 
 
 def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
@@ -46,8 +45,7 @@ def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
     folder = train(config)
     seconds = time.perf_counter() - start
     metrics = read_json(folder / METRICS)
-    with open(folder / HISTORY, newline="") as handle:
-        epochs = [round(float(row["seconds"]), 2) for row in csv.DictReader(handle)]
+    epochs = [round(s, 2) for s in epoch_seconds(folder)]
     return {**_result("toolkit", args, metrics["dev"], metrics["test"], seconds, metrics["train_samples"] * metrics["epochs_run"],
                       metrics["train_seconds"]), "epoch_train_seconds": epochs}
 
