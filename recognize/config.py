@@ -20,7 +20,10 @@ POOLINGS: tuple[str, ...] = ("auto", "cls", "mean")
 PRECISIONS: tuple[str, ...] = ("auto", "no", "fp16", "bf16")
 MISSING_MEDIA: tuple[str, ...] = ("skip", "zero")
 LOGS: tuple[str, ...] = ("none", "tensorboard")
-DISTILL_LOSSES: tuple[str, ...] = ("kd", "dist", "feature")
+DISTILL_LOSSES: tuple[str, ...] = ("kd", "dist", "feature", "kd+feature", "dist+feature")
+"""`--distill` values: one loss, or a response loss (kd, dist) with the feature loss added, as TelME trains its students."""
+RESPONSE_LOSSES: tuple[str, ...] = ("kd", "dist")
+"""The losses that compare class scores (and so need a teacher of the same label type)."""
 DISTILL_DEFAULTS: dict[str, tuple[float, float]] = {"kd": (0.5, 2.0), "dist": (1.0, 1.0), "feature": (1.0, 0.1)}
 """Distillation loss -> its default (--distill-weight, --temperature): KD mixes its soft term
 as weight * tau^2 * KL with (1 - weight) * CE, at tau 2; DIST adds weight * tau^2 * (inter +
@@ -84,9 +87,11 @@ class ExperimentConfig:
     seed: int = _opt(42, "Random seed; a CPU run with the same seed repeats exactly.")
     seed_folder: bool = _opt(False, "The run is one seed of several (`train --seeds`): its folder is run_name/seed-{seed}.", cli=False)
     teacher: str = _opt("", "Checkpoint folder of a trained teacher (e.g. a text model) distilled into this run: its outputs on the training rows are computed once, cached, and matched to the rows by dialogue and utterance id.")
-    distill: str = _opt("", "Distillation loss with --teacher: kd (Hinton), dist (Huang et al., 2022) or feature (TelME's relational loss on the head's input vectors). Default: kd.")
-    distill_weight: Optional[float] = _opt(None, "Weight of the distillation term (kd: its share against cross-entropy, in [0, 1]; default 0.5 for kd, 1 for dist and feature).")
-    temperature: Optional[float] = _opt(None, "Distillation temperature tau (default 2 for kd, 1 for dist, 0.1 for feature).")
+    distill: str = _opt("", "Distillation loss with --teacher: kd (Hinton), dist (Huang et al., 2022), feature (TelME's relational loss on the head's input vectors), or kd+feature / dist+feature (both terms, as TelME trains its students). Default: kd.")
+    distill_weight: Optional[float] = _opt(None, "Weight of the distillation term (kd: its share against cross-entropy, in [0, 1]; default 0.5 for kd, 1 for dist and feature); with kd+feature or dist+feature, the kd / dist term's.")
+    temperature: Optional[float] = _opt(None, "Distillation temperature tau (default 2 for kd, 1 for dist, 0.1 for feature); with kd+feature or dist+feature, the kd / dist term's.")
+    feature_weight: Optional[float] = _opt(None, "With --distill kd+feature or dist+feature: weight of the feature term (default 1).")
+    feature_temperature: Optional[float] = _opt(None, "With --distill kd+feature or dist+feature: temperature of the feature term (default 0.1).")
     output_dir: str = _opt("checkpoints", "Folder under which the run's checkpoint folder is created.")
     init_from: list[str] = _opt([], "Checkpoint folder whose matching weights initialise this model (repeatable).")
     trust_remote_code: bool = _opt(False, "Allow model code from the model's repository (off unless you pass this).")
@@ -122,23 +127,43 @@ class ExperimentConfig:
         self.teacher = str(self.teacher)
         if not self.teacher:
             given = [flag for flag, value in (("--distill", self.distill), ("--distill-weight", self.distill_weight),
-                                              ("--temperature", self.temperature)) if value not in ("", None)]
+                                              ("--temperature", self.temperature), ("--feature-weight", self.feature_weight),
+                                              ("--feature-temperature", self.feature_temperature)) if value not in ("", None)]
             if given:
                 raise RecognizeError(f"{', '.join(given)}: only with --teacher")
             return
         self.distill = _choose("--distill", self.distill or "kd", {d: d for d in DISTILL_LOSSES})
-        weight, temperature = DISTILL_DEFAULTS[self.distill]
+        weight, temperature = DISTILL_DEFAULTS[self.distill.split("+")[0]]
         self.distill_weight = weight if self.distill_weight is None else float(self.distill_weight)
         self.temperature = temperature if self.temperature is None else float(self.temperature)
-        if self.distill == "kd" and not 0.0 <= self.distill_weight <= 1.0:
+        if "+" in self.distill:
+            weight, temperature = DISTILL_DEFAULTS["feature"]
+            self.feature_weight = weight if self.feature_weight is None else float(self.feature_weight)
+            self.feature_temperature = temperature if self.feature_temperature is None else float(self.feature_temperature)
+        elif self.feature_weight is not None or self.feature_temperature is not None:
+            raise RecognizeError(f"--feature-weight, --feature-temperature: only with --distill kd+feature or dist+feature "
+                                 f"(--distill {self.distill} takes --distill-weight and --temperature)")
+        if self.response_loss == "kd" and not 0.0 <= self.distill_weight <= 1.0:
             raise RecognizeError(f"--distill-weight: kd's weight is a share in [0, 1], got {self.distill_weight}")
-        if self.distill_weight < 0:
-            raise RecognizeError(f"--distill-weight: must be 0 or more, got {self.distill_weight}")
-        if self.temperature <= 0:
-            raise RecognizeError(f"--temperature: must be positive, got {self.temperature}")
-        if self.distill == "feature" and self.mode == "frozen" and len(self.modalities) == 1:
-            raise RecognizeError("--distill feature: a frozen single-modality student's vectors are its frozen encoder's, "
-                                 "which the loss cannot move; use --mode full or lora, or kd / dist")
+        for flag, value in (("--distill-weight", self.distill_weight), ("--feature-weight", self.feature_weight)):
+            if value is not None and value < 0:
+                raise RecognizeError(f"{flag}: must be 0 or more, got {value}")
+        for flag, value in (("--temperature", self.temperature), ("--feature-temperature", self.feature_temperature)):
+            if value is not None and value <= 0:
+                raise RecognizeError(f"{flag}: must be positive, got {value}")
+        if self.feature_distillation and self.mode == "frozen" and len(self.modalities) == 1:
+            raise RecognizeError(f"--distill {self.distill}: a frozen single-modality student's vectors are its frozen "
+                                 "encoder's, which the feature loss cannot move; use --mode full or lora, or kd / dist")
+
+    @property
+    def response_loss(self) -> Optional[str]:
+        """The distillation loss on class scores (kd or dist) this run uses, if any."""
+        return next((part for part in self.distill.split("+") if part in RESPONSE_LOSSES), None)
+
+    @property
+    def feature_distillation(self) -> bool:
+        """Whether this run's distillation includes the feature loss."""
+        return "feature" in self.distill.split("+")
 
     @property
     def modalities(self) -> list[str]:

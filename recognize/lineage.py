@@ -2,7 +2,9 @@
 stages of the checkpoints it was initialised from (`--init-from`, recorded in config.json's
 "lineage"), e.g. "Text-only Full Tuning -> Full Tuning -> Training Classification"; a
 stage distilled from a teacher (`--teacher`, config.json's "distillation") says so, e.g.
-"Full Tuning (KD from T--ET(all-MiniLM-L6-v2), weight 0.5, tau 2)"."""
+"Full Tuning (KD from T--ET(all-MiniLM-L6-v2), weight 0.5, tau 2)", and a combination
+gives its feature term too: "(DIST + feature distillation from ..., weight 1, tau 1; feature
+weight 1, tau 0.1)"."""
 
 from typing import Any
 
@@ -12,7 +14,8 @@ STAGE_NAMES: dict[str, str] = {"full": "Full Tuning", "lora": "LoRA", "frozen": 
 ONLY_NAMES: dict[str, str] = {"T": "Text-only", "A": "Audio-only", "V": "Video-only"}
 """Prefix of a stage trained on one modality before a run of several."""
 
-LOSS_NAMES: dict[str, str] = {"kd": "KD", "dist": "DIST", "feature": "feature distillation"}
+LOSS_NAMES: dict[str, str] = {"kd": "KD", "dist": "DIST", "feature": "feature distillation",
+                              "kd+feature": "KD + feature distillation", "dist+feature": "DIST + feature distillation"}
 """`--distill` loss -> its name in a stage."""
 
 
@@ -24,8 +27,10 @@ def stages(modal: str, mode: str, lineage: list[dict[str, Any]], distillation: "
     own = STAGE_NAMES.get(mode, mode)
     if distillation:
         loss = LOSS_NAMES.get(distillation["loss"], distillation["loss"])
+        feature = (f"; feature weight {distillation['feature_weight']:g}, tau {distillation['feature_temperature']:g}"
+                   if "feature_weight" in distillation else "")
         own += (f" ({loss} from {distillation['run_name']}, weight {distillation['weight']:g}, "
-                f"tau {distillation['temperature']:g})")
+                f"tau {distillation['temperature']:g}{feature})")
     if not lineage:
         return own
     parents = [_source_stages(entry, modal) for entry in lineage]

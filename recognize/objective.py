@@ -34,29 +34,36 @@ class LabelObjective(nn.Module):
 
 
 class DistillObjective(LabelObjective):
-    """`--distill kd|dist|feature` against a teacher's outputs (see `distill.py`):
-    kd: (1 - w) * CE + w * tau^2 * KL; dist: CE + w * tau^2 * (inter + intra);
-    feature: CE + w * relational loss between the teacher's vectors and the student's,
-    projected to the teacher's width by a linear layer trained alongside."""
+    """`--distill` against a teacher's outputs (see `distill.py`): a response term on the class
+    scores, a feature term on the head's input vectors, or both (`kd+feature`, `dist+feature`).
+    `response` = (loss, w, tau): kd is (1 - w) * CE + w * tau^2 * KL, dist is CE + w * tau^2 *
+    (inter + intra); without one, CE. `feature` = (w_f, tau_f) adds w_f * the relational loss
+    between the teacher's vectors and the student's, projected to the teacher's width by a
+    linear layer trained alongside."""
 
-    def __init__(self, loss: str, weight: float, temperature: float, class_weights: Optional[torch.Tensor] = None,
-                 student_width: int = 0, teacher_width: int = 0) -> None:
+    def __init__(self, response: Optional[tuple[str, float, float]], feature: Optional[tuple[float, float]],
+                 class_weights: Optional[torch.Tensor] = None, student_width: int = 0, teacher_width: int = 0) -> None:
         super().__init__(class_weights)
-        self.loss, self.weight, self.temperature = loss, weight, temperature
-        self.needs_embedding = loss == "feature"
+        self.response, self.feature = response, feature
+        self.needs_embedding = feature is not None
         self.projection = nn.Linear(student_width, teacher_width) if self.needs_embedding else None
 
     def forward(self, logits: torch.Tensor, embedding: Optional[torch.Tensor], batch: dict) -> torch.Tensor:
         """The mean loss of the batch."""
         logits, labels = logits.float(), batch["labels"]
-        if self.loss == "kd":
-            return kd_loss(logits, batch[TEACHER_LOGITS], labels, self.temperature, self.weight, self.class_weights)
-        if self.loss == "dist":
-            return dist_loss(logits, batch[TEACHER_LOGITS], labels, self.temperature, 1.0, self.weight, self.weight,
-                             self.class_weights)
-        hard = super().forward(logits, embedding, batch)
-        student = self.projection(embedding.float())
-        return hard + self.weight * relational_feature_loss(student, batch[TEACHER_EMBEDDINGS].float(), self.temperature)
+        if self.response is None:
+            loss = super().forward(logits, embedding, batch)
+        elif self.response[0] == "kd":
+            _, weight, temperature = self.response
+            loss = kd_loss(logits, batch[TEACHER_LOGITS], labels, temperature, weight, self.class_weights)
+        else:
+            _, weight, temperature = self.response
+            loss = dist_loss(logits, batch[TEACHER_LOGITS], labels, temperature, 1.0, weight, weight, self.class_weights)
+        if self.feature is not None:
+            weight, temperature = self.feature
+            student = self.projection(embedding.float())
+            loss = loss + weight * relational_feature_loss(student, batch[TEACHER_EMBEDDINGS].float(), temperature)
+        return loss
 
 
 def make_objective(config: ExperimentConfig, class_weights: Optional[torch.Tensor] = None,
@@ -64,5 +71,8 @@ def make_objective(config: ExperimentConfig, class_weights: Optional[torch.Tenso
     """The objective of a run of `config`: distillation with a teacher, else cross-entropy."""
     if not config.teacher:
         return LabelObjective(class_weights)
-    return DistillObjective(config.distill, config.distill_weight, config.temperature, class_weights,
-                            student_width, teacher_width)
+    if config.distill == "feature":  # the feature loss alone: --distill-weight and --temperature are its own
+        return DistillObjective(None, (config.distill_weight, config.temperature), class_weights, student_width, teacher_width)
+    response = (config.response_loss, config.distill_weight, config.temperature)
+    feature = (config.feature_weight, config.feature_temperature) if config.feature_distillation else None
+    return DistillObjective(response, feature, class_weights, student_width, teacher_width)

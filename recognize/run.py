@@ -64,8 +64,10 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         train_set.add_columns(aligned_columns(outputs, train_split.rows, f"{config.data} train"))
         extra["distillation"] = distillation_record(config, outputs)
         teacher_width = outputs.embeddings.shape[1]
+        feature = (f"; feature weight {config.feature_weight}, temperature {config.feature_temperature}"
+                   if config.feature_weight is not None else "")
         distributed.print(f"distilling {outputs.record['run_name']} ({config.distill}, weight {config.distill_weight}, "
-                          f"temperature {config.temperature}); its outputs: {outputs.entry}")
+                          f"temperature {config.temperature}{feature}); its outputs: {outputs.entry}")
     if distributed.is_main_process and not resume_from_state:
         extra.update(data_fingerprint=data_fingerprint(config.data), parameters=_parameter_counts(built.model))
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))

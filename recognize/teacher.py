@@ -57,7 +57,7 @@ def check_teacher(config: ExperimentConfig) -> None:
     if folder.resolve() == config.run_dir.resolve():
         raise RecognizeError(f"--teacher {folder}: is this run's own checkpoint folder")
     teacher, _ = ckpt.read_checkpoint_config(folder)
-    if config.distill in ("kd", "dist") and teacher.task != config.task:
+    if config.response_loss and teacher.task != config.task:
         raise RecognizeError(f"--teacher {folder}: predicts {teacher.task}, this run {config.task}; "
                              f"--distill {config.distill} compares class scores (--distill feature does not)")
 
@@ -101,12 +101,16 @@ def aligned_columns(outputs: TeacherOutputs, rows: pd.DataFrame, where: str) -> 
 
 def distillation_record(config: ExperimentConfig, outputs: TeacherOutputs) -> dict[str, Any]:
     """config.json's "distillation" entry: the teacher (folder, run name, modalities, mode,
-    its own lineage) and the loss with its weight and temperature."""
+    its own lineage) and the loss with its weight and temperature (and, for a combination such
+    as dist+feature, the feature term's)."""
     experiment = outputs.record["experiment"]
-    return {"teacher": str(outputs.folder), "run_name": outputs.record["run_name"], "modal": experiment["modal"],
-            "mode": experiment["mode"], "task": experiment["task"], "lineage": outputs.record.get("lineage", []),
-            "distillation": outputs.record.get("distillation"), "loss": config.distill,
-            "weight": config.distill_weight, "temperature": config.temperature, "outputs": outputs.entry.name}
+    record = {"teacher": str(outputs.folder), "run_name": outputs.record["run_name"], "modal": experiment["modal"],
+              "mode": experiment["mode"], "task": experiment["task"], "lineage": outputs.record.get("lineage", []),
+              "distillation": outputs.record.get("distillation"), "loss": config.distill,
+              "weight": config.distill_weight, "temperature": config.temperature, "outputs": outputs.entry.name}
+    if config.feature_weight is not None:
+        record.update(feature_weight=config.feature_weight, feature_temperature=config.feature_temperature)
+    return record
 
 
 def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, split: str,

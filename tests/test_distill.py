@@ -24,6 +24,7 @@ from recognize.dataset.text import pad_text, tokenize_rows
 from recognize.distill import dist_loss, kd_loss, relational_feature_loss
 from recognize.evaluator import load_trained
 from recognize.lineage import record_stages
+from recognize.objective import make_objective
 from recognize.run import train_seeds
 from recognize.teacher import aligned_columns, teacher_outputs
 from recognize.tiny import write_tiny_bert, write_tiny_wav2vec2
@@ -122,6 +123,45 @@ def test_dist_on_a_batch_of_one_has_no_nan_and_a_finite_gradient():
     assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
 
 
+@pytest.mark.parametrize("loss", ["kd+feature", "dist+feature"])
+def test_a_combined_objective_is_the_response_loss_plus_the_weighted_feature_loss(loss):
+    config = ExperimentConfig(modal="T", mode="full", teacher="TEACHER", distill=loss, distill_weight=0.4, temperature=1.5,
+                              feature_weight=0.7, feature_temperature=0.5)
+    objective = make_objective(config, student_width=2, teacher_width=2)
+    with torch.no_grad():  # the projection to the teacher's width as the identity: the vectors go in as they are
+        objective.projection.weight.copy_(torch.eye(2))
+        objective.projection.bias.zero_()
+    s_rows, t_rows = [[1.0, 2.0], [0.5, -1.0]], [[2.0, 1.0], [1.0, -1.0]]
+    student, teacher, s_vectors, t_vectors = (torch.tensor(r) for r in (STUDENT, TEACHER, s_rows, t_rows))
+    labels = torch.tensor(LABELS)
+    response = (kd_loss(student, teacher, labels, 1.5, 0.4) if loss == "kd+feature"
+                else dist_loss(student, teacher, labels, 1.5, 1.0, 0.4, 0.4))
+    expected = response + 0.7 * relational_feature_loss(s_vectors, t_vectors, 0.5)
+    batch = {"labels": labels, "teacher_logits": teacher, "teacher_embeddings": t_vectors}
+    assert objective.needs_embedding
+    assert objective(student, s_vectors, batch).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_a_combination_takes_each_terms_defaults_and_checks_the_feature_flags():
+    def config(**flags) -> ExperimentConfig:
+        return ExperimentConfig(modal="A", mode="full", teacher="TEACHER", **flags)
+
+    combined = config(distill="dist+feature")
+    assert (combined.distill_weight, combined.temperature, combined.feature_weight, combined.feature_temperature) == (1.0, 1.0, 1.0, 0.1)
+    assert (combined.response_loss, combined.feature_distillation) == ("dist", True)
+    assert (config(distill="kd+feature").distill_weight, config(distill="kd+feature").temperature) == (0.5, 2.0)
+    alone = config(distill="feature")
+    assert (alone.response_loss, alone.feature_distillation, alone.feature_weight) == (None, True, None)
+    with pytest.raises(RecognizeError, match="--feature-weight: must be 0 or more, got -1.0"):
+        config(distill="kd+feature", feature_weight=-1.0)
+    with pytest.raises(RecognizeError, match="--feature-temperature: must be positive, got 0.0"):
+        config(distill="dist+feature", feature_temperature=0.0)
+    with pytest.raises(RecognizeError, match="--distill-weight: kd's weight is a share in"):
+        config(distill="kd+feature", distill_weight=2.0)
+    with pytest.raises(RecognizeError, match=r"only with --distill kd\+feature or dist\+feature \(--distill feature takes"):
+        config(distill="feature", feature_weight=2.0)
+
+
 # --- training with a teacher -------------------------------------------------------------
 
 DIALOGUES = {"train": 30, "dev": 8, "test": 8}
@@ -189,6 +229,23 @@ def test_feature_distillation_makes_the_students_vectors_relate_rows_as_the_teac
     assert linear_cka(head_inputs(distilled, noisy), teacher) > linear_cka(head_inputs(alone, noisy), teacher) + 0.02
 
 
+def test_a_dist_plus_feature_student_learns_both_the_teachers_answers_and_its_view_of_the_rows(distillation):
+    tmp, noisy = distillation["tmp"], distillation["noisy"]
+    student = dict(data=str(noisy), modal="T", mode="full", text_model=str(distillation["student_bert"]), lr=5e-4, epochs=8,
+                   batch_size=16, pooling="mean", seed=1)
+    alone = train(ExperimentConfig(output_dir=str(tmp / "combined-labels"), **student))
+    distilled = train(ExperimentConfig(output_dir=str(tmp / "combined"), teacher=str(distillation["teacher"]),
+                                       distill="dist+feature", distill_weight=4.0, feature_weight=2.0, **student))
+    assert accuracy_on_test(alone) < 0.6  # a text student in full tuning learns the flipped labels
+    assert accuracy_on_test(distilled) > accuracy_on_test(alone) + 0.15  # measured: 0.70 against 0.46
+    teacher = head_inputs(distillation["teacher"], noisy)
+    assert linear_cka(head_inputs(distilled, noisy), teacher) > linear_cka(head_inputs(alone, noisy), teacher) + 0.15  # 0.64, 0.36
+    record = json.loads((distilled / "config.json").read_text())
+    assert (record["distillation"]["feature_weight"], record["distillation"]["feature_temperature"]) == (2.0, 0.1)
+    assert record_stages(record) == ("Full Tuning (DIST + feature distillation from T--ET(tiny-bert), weight 4, tau 1; "
+                                     "feature weight 2, tau 0.1)")
+
+
 def test_cached_teacher_outputs_equal_a_live_teacher_pass_and_are_not_recomputed(distillation, tmp_path, monkeypatch):
     config = ExperimentConfig(cache_dir=str(tmp_path), teacher=str(distillation["teacher"]), **distillation["audio"])
     built = teacher_outputs(config)
@@ -248,6 +305,9 @@ def test_the_distilled_student_records_its_teacher_and_report_and_a_fused_stage_
     (["--teacher", "TEACHER", "--distill", "mse"], "--distill: unknown value 'mse'"),
     (["--teacher", "TEACHER", "--distill-weight", "1.5"], "--distill-weight: kd's weight is a share in [0, 1]"),
     (["--teacher", "TEACHER", "--distill", "feature"], "--distill feature: a frozen single-modality student"),
+    (["--teacher", "TEACHER", "--distill", "dist+feature"], "--distill dist+feature: a frozen single-modality student"),
+    (["--teacher", "TEACHER", "--feature-weight", "2"], "--feature-weight, --feature-temperature: only with --distill kd+feature"),
+    (["--feature-temperature", "0.2"], "--feature-temperature: only with --teacher"),
     (["--teacher", "TEACHER", "--label-type", "sentiment"], "predicts emotion, this run sentiment"),
     (["--teacher", "NOWHERE"], "not a checkpoint folder"),
 ])

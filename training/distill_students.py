@@ -10,8 +10,8 @@ then the three are fused. Offline on local model folders with --text-model, --au
   4. the three fused by text-led attention, classifier   checkpoints/T+A+V--EF--ATTENTION(...)
 
 The teacher's outputs on the training rows are computed once (stage 2) and read from the
-feature cache in stage 3. Pass --distill dist or feature to try the other losses. The data
-folder needs audios/ and videos/ (`emotion-recognize prepare`).
+feature cache in stage 3. Pass --distill dist, feature or dist+feature to try the other
+losses. The data folder needs audios/ and videos/ (`emotion-recognize prepare`).
 """
 
 import sys
