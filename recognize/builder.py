@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from recognize.cache import FeatureDataset, cached_features, collate_features, uses_cache
 from recognize.config import ExperimentConfig
-from recognize.dataset.audio import AudioFeatures, read_waveform
+from recognize.dataset.audio import AudioFeatures, minimum_samples, read_waveform
 from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
 from recognize.dataset.media import MEDIA_FOLDER, index_media
 from recognize.dataset.meld import csv_path, label_ids, load_split
@@ -77,7 +77,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
             config.pooling = resolve_pooling(model_id, backbone.config.model_type, config.pooling)
             encoders["T"] = TextEncoder(backbone, config.pooling)
         elif modality == "A":
-            built.audio = AudioFeatures(model_id, config.trust_remote_code)
+            built.audio = AudioFeatures(model_id, config.trust_remote_code, minimum_samples(backbone.config))
             encoders["A"] = AudioEncoder(backbone)
         else:
             built.video = VideoFrames(model_id, config.trust_remote_code)
@@ -180,11 +180,18 @@ def train_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDatas
 def eval_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDataset) -> DataLoader:
     """Batches for evaluation, twice the training batch size, longest rows first: batches of
     similar lengths pad little (MELD's dev and test in row order pad to 2.7x their tokens,
-    sorted to 1.1x). Every batch carries its rows' "index"; readers put rows back in order."""
+    sorted to 1.1x). Every batch carries its rows' "index"; readers put rows back in order.
+
+    A speech encoder that takes no attention mask (group-norm models such as wav2vec2-base)
+    sees a padded clip's padding, so its output for a row would depend on the rows batched
+    with it: it gets one row per batch, and eval, predict, the feature cache and a run on
+    several GPUs give every row the same output."""
     lengths = dataset.lengths()
     order = sorted(range(len(dataset)), key=lambda i: -lengths[i])  # stable: equal lengths keep row order
-    return DataLoader(dataset, batch_size=config.batch_size * 2, sampler=order, collate_fn=_collator(built, dataset),
-                      **_loader_options(config, dataset))
+    audio = built.model.encoders["A"] if "A" in built.model.encoders else None
+    unpadded = audio is not None and not audio.pass_mask and not isinstance(dataset, FeatureDataset)
+    return DataLoader(dataset, batch_size=1 if unpadded else config.batch_size * 2, sampler=order,
+                      collate_fn=_collator(built, dataset), **_loader_options(config, dataset))
 
 
 def has_split(config: ExperimentConfig, split: str) -> bool:

@@ -13,7 +13,7 @@ from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig,
                           TimesformerModel, WavLMConfig, WavLMModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor,
                           Wav2Vec2Model, WhisperConfig, WhisperFeatureExtractor, WhisperModel)
 
-from recognize.dataset.audio import AudioFeatures
+from recognize.dataset.audio import AudioFeatures, minimum_samples
 from recognize.dataset.video import VideoFrames
 from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer
@@ -86,7 +86,12 @@ def test_speech_pooling_is_the_mean_over_the_frames_of_real_audio(tmp_path, name
         assert torch.allclose(pooled[row], hidden[row, :frames].mean(0), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["wav2vec2-layer-norm", "wavlm", "whisper"])
+PADDING_FREE = ["wav2vec2-layer-norm", "wavlm", "whisper"]
+"""Speech models whose output for a clip does not depend on the padding beside it (data2vec-audio's
+positional convolutions see padded frames; group-norm models take no mask)."""
+
+
+@pytest.mark.parametrize("name", PADDING_FREE)
 def test_padding_does_not_change_the_pooled_vector_of_models_that_take_a_mask(tmp_path, name):
     folder = save_speech_model(tmp_path / name, name)
     encoder = AudioEncoder(load_backbone(str(folder))).eval()
@@ -97,6 +102,32 @@ def test_padding_does_not_change_the_pooled_vector_of_models_that_take_a_mask(tm
         alone = encoder(features(waves()[1:]))[0]
 
     assert torch.allclose(batched, alone, atol=1e-4)
+
+
+def test_the_shortest_clip_is_the_receptive_field_of_the_feature_encoder():
+    assert minimum_samples(Wav2Vec2Config()) == 400  # wav2vec2-base: 25 ms at 16 kHz
+    assert minimum_samples(WhisperConfig()) == 1  # Whisper pads every clip to 30 s
+
+
+@pytest.mark.parametrize("name", [*SPEECH, "whisper"])
+def test_a_clip_shorter_than_the_receptive_field_is_extended_with_silence_not_a_crash(tmp_path, name):
+    folder = save_speech_model(tmp_path / name, name)
+    backbone = load_backbone(str(folder))
+    encoder = AudioEncoder(backbone).eval()
+    shortest = minimum_samples(backbone.config)
+    if name != "whisper":
+        assert shortest == 185  # CONV backwards from one frame: (1 - 1) * 4 + 8 = 8, 7 * 4 + 8 = 36, 35 * 5 + 10 = 185
+        assert backbone._get_feat_extract_output_lengths(torch.tensor([shortest - 1, shortest])).tolist() == [0, 1]
+    features = AudioFeatures(str(folder), min_samples=shortest)
+    click = np.full(50, 0.1, dtype=np.float32)  # 3 ms: fewer samples than the first convolution's kernel
+
+    with torch.no_grad():
+        alone = encoder(features([click]))
+        batched = encoder(features([waves()[0], click]))
+
+    assert torch.isfinite(alone).all() and torch.isfinite(batched).all()
+    if name in PADDING_FREE:
+        assert torch.allclose(alone[0], batched[1], atol=1e-4)
 
 
 @pytest.mark.parametrize("name", [*SPEECH, "whisper"])

@@ -49,6 +49,19 @@ def read_waveform(path: "str | Path", rate: int, max_seconds: float) -> np.ndarr
     return resample(wave, source_rate, rate)[:limit]
 
 
+def minimum_samples(model_config) -> int:
+    """The fewest samples a speech model's convolutional feature encoder turns into one
+    frame (its receptive field: 400 for wav2vec2-base), from the config's `conv_kernel` and
+    `conv_stride`; 1 for a model without them (Whisper pads every clip to 30 s)."""
+    kernels, strides = getattr(model_config, "conv_kernel", None), getattr(model_config, "conv_stride", None)
+    if not kernels or not strides:
+        return 1
+    samples = 1
+    for kernel, stride in zip(reversed(kernels), reversed(strides)):
+        samples = (samples - 1) * stride + kernel
+    return samples
+
+
 def resample(wave: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
     """`wave` (1-D) from `source_rate` to `rate` Hz as float32, by polyphase filtering."""
     if source_rate == rate:
@@ -61,7 +74,11 @@ class AudioFeatures:
     """A speech model's feature extractor applied to batches of waveforms (see the module
     docstring for the two supported families and what each returns)."""
 
-    def __init__(self, model_id: str, trust_remote_code: bool = False) -> None:
+    def __init__(self, model_id: str, trust_remote_code: bool = False, min_samples: int = 1) -> None:
+        """`min_samples`: a shorter clip is extended with silence to this many samples, which
+        count as the clip's own (see `minimum_samples`): a speech model's convolutions cannot
+        run on less, and a clip with no frame left would have nothing to pool."""
+        self.min_samples = min_samples
         try:
             extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as error:
@@ -85,16 +102,17 @@ class AudioFeatures:
         return self._waveforms(waves)
 
     def _waveforms(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        """Raw-waveform inputs: each wave normalised over its own samples, then padded."""
+        """Raw-waveform inputs: each wave normalised over its own samples, extended with
+        silence to `min_samples` where shorter, then padded."""
         # unpadded, one wave at a time: the extractor normalises over the whole array it gets,
         # so padding it first would count the padding's zeros in the mean and variance
         values = [self.extractor(wave, sampling_rate=self.sampling_rate)["input_values"][0] for wave in waves]
-        width = max(len(v) for v in values)
+        width = max(self.min_samples, *(len(v) for v in values))
         input_values = torch.full((len(values), width), float(self.extractor.padding_value), dtype=torch.float32)
         attention_mask = torch.zeros((len(values), width), dtype=torch.long)
         for row, value in enumerate(values):
             input_values[row, :len(value)] = torch.from_numpy(np.asarray(value, dtype=np.float32))
-            attention_mask[row, :len(value)] = 1
+            attention_mask[row, :max(len(value), self.min_samples)] = 1
         return {"input_values": input_values, "attention_mask": attention_mask}
 
     def _log_mel(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
