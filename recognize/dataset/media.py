@@ -56,18 +56,57 @@ def index_media(root: "str | Path", split: str, rows: pd.DataFrame, modality: st
 
 
 def _audio_seconds(path: Path) -> Optional[float]:
-    """The duration of an audio file from its header, or None when it cannot be read or is empty."""
+    """The duration of an audio file from its header, or None when it cannot be read, is
+    empty, or ends before the header says (its last sample is read: a flac cut short fails)."""
     try:
-        info = soundfile.info(str(path))
+        with soundfile.SoundFile(str(path)) as handle:
+            if handle.frames <= 0:
+                return None
+            handle.seek(handle.frames - 1)
+            if len(handle.read(1)) != 1:
+                return None
+            return handle.frames / handle.samplerate
     except RuntimeError:  # soundfile.LibsndfileError and kin
         return None
-    return info.frames / info.samplerate if info.frames > 0 else None
 
 
 def _video_ok(path: Path) -> Optional[float]:
-    """1.0 when the file opens as a container with a video stream, else None."""
+    """1.0 when the file opens as a container with a video stream (and, for an mp4, holds
+    the whole of its media data), else None."""
+    if path.suffix.lower() in MP4_SUFFIXES and not mp4_complete(path):
+        return None
     try:
         with av.open(str(path)) as container:
             return 1.0 if container.streams.video else None
     except (av.FFmpegError, OSError):
         return None
+
+
+MP4_SUFFIXES: frozenset[str] = frozenset({".mp4", ".m4v", ".mov"})
+"""Files laid out as ISO base media boxes, which `mp4_complete` can check."""
+
+
+def mp4_complete(path: Path) -> bool:
+    """Whether an mp4 file holds the whole of its `moov` (the index) and `mdat` (the media
+    data) boxes, walking the top-level box headers (4-byte size, 4-byte type; size 1: a
+    64-bit size follows; size 0: the box runs to the end of the file). A copy cut short
+    ends inside one of them: with the index first (a "faststart" file) its header still
+    opens, and the frames it lost would only fail to decode half-way through an epoch."""
+    size = path.stat().st_size
+    seen: set[bytes] = set()
+    position = 0
+    with path.open("rb") as handle:
+        while position + 8 <= size and seen != {b"moov", b"mdat"}:
+            handle.seek(position)
+            header = handle.read(16)
+            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if length == 1 and len(header) == 16:
+                length = int.from_bytes(header[8:16], "big")
+            elif length == 0:
+                length = size - position
+            if length < 8 or position + length > size:
+                return False
+            if kind in (b"moov", b"mdat"):
+                seen.add(kind)
+            position += length
+    return seen == {b"moov", b"mdat"}
