@@ -3,9 +3,10 @@ command line or each row of a CSV, preprocessed as the checkpoint's training dat
 (tokenizer, dialogue context, audio and video settings, all read from its config.json).
 
 A batch CSV has a column `Utterance` (when the model reads text) and `Audio` / `Video`
-(clip paths, relative to the CSV's folder, when it reads those); `Speaker` and
-`Dialogue_ID` are optional: with a context size, a row's context is the rows before it in
-its dialogue, in file order."""
+(clip paths, relative to the CSV's folder, when it reads those); `Speaker`, `Dialogue_ID`
+and `Utterance_ID` are optional: with a context size, a row's context is the rows before
+it in its dialogue, by Utterance_ID when the CSV has one, else in file order. The output
+keeps the file's order."""
 
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -17,7 +18,7 @@ import torch
 from recognize.builder import clip_reader, eval_loader
 from recognize.checkpoint import read_checkpoint_config
 from recognize.dataset.loader import MediaSource, UtteranceDataset
-from recognize.dataset.meld import read_raw_csv, repair_text
+from recognize.dataset.meld import integer_column, read_raw_csv, repair_text
 from recognize.dataset.text import tokenize_rows
 from recognize.engine import predict_loader
 from recognize.errors import MediaError, RecognizeError
@@ -47,6 +48,7 @@ def predict_file(folder: "str | Path", path: "str | Path") -> pd.DataFrame:
     if not path.is_file():
         raise RecognizeError(f"--input {path}: file not found")
     raw = read_raw_csv(path)
+    raw = raw.iloc[_dialogue_order(raw, path)]
     given = {m for m, column in INPUT_COLUMNS.items() if column in raw.columns}
     rows = pd.DataFrame({
         "dialogue_id": raw["Dialogue_ID"].astype(str) if "Dialogue_ID" in raw.columns else "0",
@@ -60,7 +62,16 @@ def predict_file(folder: "str | Path", path: "str | Path") -> pd.DataFrame:
     out["prediction"] = [names[k] for k in probabilities.argmax(-1)]
     for k, name in enumerate(names):
         out[f"p_{name}"] = probabilities[:, k].round(6)
-    return out
+    return out.sort_index()  # back in the file's order
+
+
+def _dialogue_order(raw: pd.DataFrame, path: Path) -> np.ndarray:
+    """Positions of the rows of `raw` in the order dialogue context is read in: each
+    dialogue's rows together (dialogues by first appearance), by Utterance_ID where the CSV
+    has that column, else in file order; as training reads MELD's splits."""
+    dialogues = pd.factorize(raw["Dialogue_ID"])[0] if "Dialogue_ID" in raw.columns else np.zeros(len(raw), dtype=int)
+    utterances = integer_column(raw, "Utterance_ID", path) if "Utterance_ID" in raw.columns else np.arange(len(raw))
+    return np.lexsort((np.asarray(utterances), dialogues))
 
 
 def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, list[Optional[Path]]],

@@ -16,7 +16,7 @@ from recognize import ExperimentConfig, RecognizeError, evaluate, train
 from recognize.cli import app
 from recognize.compare import paired_bootstrap, weighted_f1
 from recognize.crossval import dialogue_folds
-from recognize.dataset.meld import load_split
+from recognize.dataset.meld import load_split, read_raw_csv
 from recognize.plots import row_normalised
 from recognize.predictor import predict_file, predict_utterance
 from recognize.run import train_seeds
@@ -109,7 +109,7 @@ def test_compare_prints_both_and_the_interval(seeded):
     assert "weighted-F1 A - B: +0.00 points, 95% paired bootstrap interval [+0.00, +0.00]" in result.output.replace("\n", " ")
 
 
-def test_predict_gives_the_probabilities_eval_gives_for_the_same_rows(seeded, meld_dir):
+def test_predict_gives_the_probabilities_eval_gives_for_the_same_rows(seeded, meld_dir, tmp_path):
     folder = seeded / "seed-1"
     evaluate(folder, split="test")
     with open(folder / "predictions-test.csv", newline="") as handle:
@@ -122,12 +122,19 @@ def test_predict_gives_the_probabilities_eval_gives_for_the_same_rows(seeded, me
         assert {k: round(v, 6) for k, v in probabilities.items()} == pytest.approx(
             {k[2:]: float(v) for k, v in evaluated[i].items() if k.startswith("p_")}, abs=2e-6)
 
-    table = predict_file(folder, meld_dir / "test_sent_emo.csv")
-    by_id = {(int(r.Dialogue_ID), int(r.Utterance_ID)): r for r in table.itertuples(index=False)}
-    for row in evaluated:
-        predicted = by_id[(int(row["dialogue_id"]), int(row["utterance_id"]))]
-        assert predicted.prediction == row["prediction"]
-        assert predicted.p_joy == pytest.approx(float(row["p_joy"]), abs=2e-6)
+    # the CSV as it is, and its rows shuffled: context still comes from the dialogue's earlier utterances
+    shuffled = tmp_path / "shuffled.csv"
+    read_raw_csv(meld_dir / "test_sent_emo.csv").sample(frac=1.0, random_state=0).to_csv(shuffled, index=False)
+    for source in (meld_dir / "test_sent_emo.csv", shuffled):
+        table = predict_file(folder, source)
+        ids = [(int(r.Dialogue_ID), int(r.Utterance_ID)) for r in table.itertuples(index=False)]
+        given = read_raw_csv(source)
+        assert ids == [(int(d), int(u)) for d, u in zip(given["Dialogue_ID"], given["Utterance_ID"])]  # the file's order
+        by_id = dict(zip(ids, table.itertuples(index=False)))
+        for row in evaluated:
+            predicted = by_id[(int(row["dialogue_id"]), int(row["utterance_id"]))]
+            assert predicted.prediction == row["prediction"]
+            assert predicted.p_joy == pytest.approx(float(row["p_joy"]), abs=2e-6)
 
 
 @pytest.mark.parametrize("arguments, message", [

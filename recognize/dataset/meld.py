@@ -63,8 +63,8 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
     if missing:
         raise RecognizeError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, raw.columns))}")
     rows = pd.DataFrame({
-        "dialogue_id": _integer_column(raw, "Dialogue_ID", path),
-        "utterance_id": _integer_column(raw, "Utterance_ID", path),
+        "dialogue_id": integer_column(raw, "Dialogue_ID", path),
+        "utterance_id": integer_column(raw, "Utterance_ID", path),
         "speaker": raw["Speaker"].fillna("").astype(str).map(repair_text),
         "text": raw["Utterance"].fillna("").astype(str).map(repair_text),
     })
@@ -106,7 +106,7 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
     raise RecognizeError(f"{path}: neither UTF-8 nor Windows-1252 text")
 
 
-def _integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
+def integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """`column` as int64, or an error naming the first row whose value is not an integer."""
     text = raw[column].fillna("").str.strip()
     values = pd.to_numeric(text, errors="coerce")
