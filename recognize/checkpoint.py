@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from recognize import __version__
 from recognize.config import ExperimentConfig
-from recognize.errors import RecognizeError
+from recognize.errors import RecognizeError, first_line
 from recognize.labels import LABELS
 
 CONFIG = "config.json"
@@ -40,18 +40,38 @@ temp files start as the owner's only, so the written file is given this mode."""
 def atomic_write(path: "str | Path", write: Callable[[Path], None]) -> None:
     """Call `write(temp_path)` for a temp file beside `path`, then rename it over `path`
     with the mode a plainly created file would have; an interrupted write leaves `path`
-    as it was."""
+    as it was. A device or pipe (/dev/stdout) is written to directly; a path that cannot
+    be written (a folder, a read-only disk) is a one-line RecognizeError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise RecognizeError(f"{path}: is a folder; give a file name")
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): written to, never replaced
+        try:
+            write(path)
+        except OSError as error:
+            raise _write_failure(path, error) from None
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_failure(path, error) from None
     os.close(handle)
     try:
         write(Path(temp))
         os.chmod(temp, FILE_MODE)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _write_failure(path, error) from None
         raise
+
+
+def _write_failure(path: Path, error: OSError) -> RecognizeError:
+    """The one-line error for a file that cannot be written (a read-only or full disk, a
+    file where a folder should be)."""
+    return RecognizeError(f"{path}: cannot write ({error.strerror or first_line(error)})")
 
 
 def write_json(path: "str | Path", data: Any) -> None:
@@ -129,4 +149,9 @@ def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict
     record = read_json(folder / CONFIG)
     if "experiment" not in record:
         raise RecognizeError(f"{folder / CONFIG}: no 'experiment' section; not written by emotion-recognize")
-    return ExperimentConfig.from_dict(record["experiment"]), record
+    try:
+        return ExperimentConfig.from_dict(record["experiment"]), record
+    except RecognizeError as error:
+        raise RecognizeError(f"{folder / CONFIG}: {error}") from None
+    except (TypeError, AttributeError) as error:  # a value of the wrong kind, e.g. "epochs": "x"
+        raise RecognizeError(f"{folder / CONFIG}: its 'experiment' section has a value of the wrong type ({error})") from None

@@ -2,6 +2,7 @@
 with its help text beside it, and the checkpoint folder's name is derived from it."""
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -104,22 +105,47 @@ class ExperimentConfig:
         self.precision = _choose("--precision", self.precision, {p: p for p in PRECISIONS})
         self.missing_media = _choose("--missing-media", self.missing_media, {p: p for p in MISSING_MEDIA})
         self.log = _choose("--log", self.log, {p: p for p in LOGS})
-        if self.max_audio_seconds <= 0:
-            raise RecognizeError(f"--max-audio-seconds: must be positive, got {self.max_audio_seconds}")
         self.fusion = self.fusion.lower()
         if not re.fullmatch(r"[a-z0-9_]+", self.fusion):
             raise RecognizeError(f"--fusion: '{self.fusion}' is not a fusion name (letters, digits, underscores)")
-        for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "fusion_dim", "lmf_rank"):
-            if getattr(self, name) < 1:
-                raise RecognizeError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
-        if self.context < 0:
-            raise RecognizeError(f"--context: must be 0 or more, got {self.context}")
-        if self.workers < -1:
-            raise RecognizeError(f"--workers: 0 or more, or -1 for automatic, got {self.workers}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise RecognizeError(f"--warmup: a fraction in [0, 1), got {self.warmup}")
+        self._check_numbers()
         self.init_from = [str(p) for p in self.init_from]
         self._check_distillation()
+        self._anchor_local_paths()
+
+    def _anchor_local_paths(self) -> None:
+        """Make the data folder, model folders, teacher and `--init-from` sources that exist
+        here absolute (links are kept, not resolved), so that a checkpoint's config.json
+        works from any working folder; hub ids and paths that do not exist stay as given."""
+        def anchored(value: str) -> str:
+            return str(Path(value).absolute()) if value and Path(value).exists() else value
+
+        self.data, self.teacher = anchored(self.data), anchored(self.teacher)
+        self.text_model, self.audio_model, self.video_model = map(anchored, (self.text_model, self.audio_model, self.video_model))
+        self.init_from = [anchored(p) for p in self.init_from]
+
+    def _check_numbers(self) -> None:
+        """Range checks of the numeric flags, each failing with a one-line error naming its flag."""
+        def flag(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        if not (math.isfinite(self.max_audio_seconds) and self.max_audio_seconds > 0):
+            raise RecognizeError(f"--max-audio-seconds: must be positive, got {self.max_audio_seconds}")
+        for name in ("lr", "head_lr", "weight_decay", "grad_clip"):  # a learning rate of 0: a run that does not learn
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise RecognizeError(f"{flag(name)}: must be 0 or more, got {value}")
+        for name in ("dropout", "lora_dropout", "warmup"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise RecognizeError(f"{flag(name)}: a fraction in [0, 1), got {getattr(self, name)}")
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "fusion_dim", "lmf_rank"):
+            if getattr(self, name) < 1:
+                raise RecognizeError(f"{flag(name)}: must be at least 1, got {getattr(self, name)}")
+        for name in ("context", "patience"):
+            if getattr(self, name) < 0:
+                raise RecognizeError(f"{flag(name)}: must be 0 or more, got {getattr(self, name)}")
+        if self.workers < -1:
+            raise RecognizeError(f"--workers: 0 or more, or -1 for automatic, got {self.workers}")
 
     def _check_distillation(self) -> None:
         """Validate the distillation flags and fill in the chosen loss's defaults (with --teacher);
@@ -146,10 +172,10 @@ class ExperimentConfig:
         if self.response_loss == "kd" and not 0.0 <= self.distill_weight <= 1.0:
             raise RecognizeError(f"--distill-weight: kd's weight is a share in [0, 1], got {self.distill_weight}")
         for flag, value in (("--distill-weight", self.distill_weight), ("--feature-weight", self.feature_weight)):
-            if value is not None and value < 0:
+            if value is not None and not (math.isfinite(value) and value >= 0):
                 raise RecognizeError(f"{flag}: must be 0 or more, got {value}")
         for flag, value in (("--temperature", self.temperature), ("--feature-temperature", self.feature_temperature)):
-            if value is not None and value <= 0:
+            if value is not None and not (math.isfinite(value) and value > 0):
                 raise RecognizeError(f"{flag}: must be positive, got {value}")
         if self.feature_distillation and self.mode == "frozen" and len(self.modalities) == 1:
             raise RecognizeError(f"--distill {self.distill}: a frozen single-modality student's vectors are its frozen "

@@ -25,6 +25,7 @@ from transformers import get_linear_schedule_with_warmup
 from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
 from recognize.epoch_log import EpochLog
+from recognize.errors import RecognizeError, first_line
 from recognize.metrics import classification_metrics
 from recognize.model.modes import checkpoint_state
 from recognize.objective import LabelObjective
@@ -279,13 +280,17 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler,
 def load_state(run_dir: Path, model, optimizer, scheduler, objective: torch.nn.Module) -> TrainingState:
     """Restore what `save_state` wrote into `model`, `objective`, `optimizer` and `scheduler`."""
     state_dir = run_dir / ckpt.STATE
-    folder = state_dir / ckpt.read_json(state_dir / "latest.json")["folder"]
-    saved = ckpt.read_json(folder / "trainer.json")
-    model.load_state_dict(ckpt.read_weights(folder / "model.safetensors"), strict=False)
-    objective.load_state_dict(ckpt.read_weights(folder / "objective.safetensors"))
-    optimizer.load_state_dict(_optimizer_state(ckpt.read_weights(folder / "optimizer.safetensors"), saved.pop("optimizer")))
-    scheduler.load_state_dict(saved.pop("scheduler"))
-    return TrainingState(**saved)
+    try:
+        folder = state_dir / ckpt.read_json(state_dir / "latest.json")["folder"]
+        saved = ckpt.read_json(folder / "trainer.json")
+        model.load_state_dict(ckpt.read_weights(folder / "model.safetensors"), strict=False)
+        objective.load_state_dict(ckpt.read_weights(folder / "objective.safetensors"))
+        optimizer.load_state_dict(_optimizer_state(ckpt.read_weights(folder / "optimizer.safetensors"), saved.pop("optimizer")))
+        scheduler.load_state_dict(saved.pop("scheduler"))
+        return TrainingState(**saved)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # JSON that parses but is not what save_state wrote
+        raise RecognizeError(f"{state_dir}: damaged resumable state ({type(error).__name__}: {first_line(error)}); "
+                             "--overwrite trains the run again") from None
 
 
 def _optimizer_files(optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -40,6 +40,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     if config.teacher:
         check_teacher(config)
     train_rows, dev_rows = load_rows(config, "train"), load_rows(config, "dev")
+    test_rows = load_rows(config, "test") if has_split(config, "test") else None  # a bad test CSV fails now, not after training
     sources = [load_source(folder, config) for folder in config.init_from]
     set_seed(config.seed)
     built = build_model(config, {name: t for source in sources for name, t in source.weights.items()})
@@ -86,8 +87,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         "dev": result.best_dev,
     }
     media_reports = {"train": train_split.media_report, "dev": dev_split.media_report}
-    if has_split(config, "test"):
-        test_split = make_split(config, built, "test")
+    if test_rows is not None:
+        test_split = make_split(config, built, "test", rows=test_rows)
         metrics["test"] = score(config, built, test_split, labels)[1]
         media_reports["test"] = test_split.media_report
     if any(media_reports.values()):

@@ -1,5 +1,10 @@
 """Files on disk (atomic writes, damaged files) and length-grouped batching."""
 
+import errno
+import os
+import stat
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +35,34 @@ def test_atomically_written_files_get_the_mode_of_plainly_created_ones(tmp_path)
     write_json(tmp_path / "atomic.json", {})
 
     assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_a_path_that_cannot_be_written_is_a_one_line_error_and_leaves_no_temp_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(RecognizeError, match=rf"^{tmp_path}: is a folder; give a file name$"):
+        write_json(tmp_path, {})
+    with pytest.raises(RecognizeError, match=r"notes\.txt/out\.json: cannot write \((Not a directory|File exists)\)$"):
+        write_json(tmp_path / "notes.txt" / "out.json", {})
+
+    def disk_full(temp):
+        temp.write_text("{")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(RecognizeError, match=r"out\.json: cannot write \(No space left on device\)$"):
+        atomic_write(tmp_path / "out.json", disk_full)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_pipe_or_device_is_written_to_and_never_replaced(tmp_path):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+    write_json(pipe, {"a": 1})
+    reader.join(timeout=10)
+    assert received == ['{\n  "a": 1\n}\n']
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # still the pipe, not a regular file renamed over it
 
 
 def test_weights_round_trip_exactly(tmp_path):

@@ -130,3 +130,19 @@ def test_from_dict_rejects_unknown_keys() -> None:
     with pytest.raises(RecognizeError) as error:
         ExperimentConfig.from_dict(values)
     assert str(error.value).startswith("unknown config keys ['bogus', 'extra']; known: ['audio_model', 'batch_size',")
+
+
+def test_local_paths_that_exist_are_saved_absolute_and_hub_ids_as_given(tmp_path: Path, monkeypatch) -> None:
+    for folder in ("MELD", "models/tiny-bert", "checkpoints/T--ET(tiny-bert)"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "MELD")
+    monkeypatch.chdir(tmp_path)
+
+    config = ExperimentConfig(data="link", text_model="models/tiny-bert", audio_model="facebook/wav2vec2-base",
+                              init_from=["checkpoints/T--ET(tiny-bert)"], output_dir="checkpoints")
+
+    assert config.data == str(tmp_path / "link")  # the link itself, not where it points
+    assert config.text_model == str(tmp_path / "models" / "tiny-bert")
+    assert config.audio_model == "facebook/wav2vec2-base"
+    assert config.init_from == [str(tmp_path / "checkpoints" / "T--ET(tiny-bert)")]
+    assert config.output_dir == "checkpoints" and config.run_name == "T--ET(tiny-bert)"

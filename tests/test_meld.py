@@ -119,6 +119,29 @@ def test_cp1252_file_is_read(tmp_path: Path) -> None:
     assert load_split(tmp_path, "train")["text"].tolist() == ["I don't know... \"Pivot\" - ok"]
 
 
+def test_a_file_of_mixed_encodings_is_an_error_naming_the_first_line_that_is_not_utf8(tmp_path: Path) -> None:
+    path = write_split(tmp_path, "train", [utterance(0, 0, text="café"), utterance(0, 1, text="naïve")])
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace("naïve".encode("utf-8"), "naïve".encode("cp1252"))  # one row saved the other way
+    path.write_bytes(b"\n".join(lines))
+
+    assert load_error(tmp_path) == (f"{path}: line 3: byte 0xef is not UTF-8, but other lines are (mixed encodings); "
+                                    "save the file as UTF-8")
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path: Path) -> None:
+    path = write_split(tmp_path, "train", [utterance(0, 0)], encoding="utf-16")
+
+    assert load_error(tmp_path) == f"{path}: UTF-16 text; save the file as UTF-8"
+
+
+def test_a_byte_order_mark_is_dropped(tmp_path: Path) -> None:
+    columns = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")  # a required one first
+    write_split(tmp_path, "train", [utterance(0, 0, text="café")], columns=columns, encoding="utf-8-sig")
+
+    assert load_split(tmp_path, "train")["text"].tolist() == ["café"]
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     folder = tmp_path / "absent"
     assert load_error(folder) == f"{folder}: data folder not found (expected a MELD folder with train_sent_emo.csv)"
@@ -160,6 +183,12 @@ def test_non_integer_id_names_file_row_and_value(tmp_path: Path, dialogue: str, 
     path = write_split(tmp_path, "dev", [utterance(0, 0), utterance(dialogue, utterance_id)])
 
     assert load_error(tmp_path, "dev") == f"{path}: row 2: {expected}"
+
+
+def test_a_csv_with_only_its_header_is_an_error(tmp_path: Path) -> None:
+    path = write_split(tmp_path, "dev", [])
+
+    assert load_error(tmp_path, "dev") == f"{path}: no data rows, only the header"
 
 
 def test_duplicate_id_pair(tmp_path: Path) -> None:

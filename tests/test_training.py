@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from recognize import ExperimentConfig, evaluate, train
+from recognize import ExperimentConfig, RecognizeError, evaluate, train
 from recognize import engine
 from recognize import run as run_module
 from recognize.builder import build_model
@@ -231,3 +231,21 @@ def test_compiled_backbones_compute_what_eager_ones_do_and_store_the_same_names(
     assert load_file(str(folders[0] / "model.safetensors")).keys() == load_file(str(folders[1] / "model.safetensors")).keys()
     assert evaluate(folders[1], split="dev")["accuracy"] == pytest.approx(
         json.loads((folders[1] / "metrics.json").read_text())["dev"]["accuracy"], abs=1e-9)
+
+
+def test_a_damaged_resumable_state_is_a_one_line_error(meld_dir, tiny_bert, tmp_path, monkeypatch):
+    config = make_config(meld_dir, tiny_bert, tmp_path, epochs=2)
+    save_state = engine.save_state
+
+    def save_then_die(run_dir, state, *args):
+        save_state(run_dir, state, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    monkeypatch.setattr(engine, "save_state", save_state)
+    (config.run_dir / "state" / "latest.json").write_text("{}")  # valid JSON, not what save_state writes
+
+    with pytest.raises(RecognizeError, match=r"state: damaged resumable state \(KeyError: 'folder'\); --overwrite trains"):
+        train(make_config(meld_dir, tiny_bert, tmp_path, epochs=2), resume=True)

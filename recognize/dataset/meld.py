@@ -9,6 +9,8 @@ exist, some utterance ids are skipped) and nothing here assumes they are contigu
 """
 
 import hashlib
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +50,7 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
     """Load, check and repair one split of the MELD folder `root`.
 
     Raises RecognizeError naming the file (and data row, counted from 1) for a missing folder or CSV, missing
-    columns, unknown labels or non-integer ids. Empty utterances are kept as "".
+    columns, no rows, unknown labels or non-integer ids. Empty utterances are kept as "".
     """
     if split not in SPLITS:
         raise RecognizeError(f"--split: unknown value '{split}'; valid: {', '.join(SPLITS)}")
@@ -62,6 +64,8 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise RecognizeError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, raw.columns))}")
+    if raw.empty:
+        raise RecognizeError(f"{path}: no data rows, only the header")
     rows = pd.DataFrame({
         "dialogue_id": integer_column(raw, "Dialogue_ID", path),
         "utterance_id": integer_column(raw, "Utterance_ID", path),
@@ -94,16 +98,33 @@ def data_fingerprint(root: "str | Path") -> str:
     return digest.hexdigest()[:16]
 
 
+UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+"""A multi-byte UTF-8 character: in a file that is not valid UTF-8, a sign of mixed encodings
+(Windows-1252 text holds such byte pairs only by rare accident)."""
+
+
 def read_raw_csv(path: Path) -> pd.DataFrame:
-    """Read a MELD CSV as strings, unrepaired; UTF-8 first, Windows-1252 for files saved that way."""
-    for encoding in ("utf-8", "cp1252"):
+    """Read a MELD CSV as strings, unrepaired; UTF-8 first, Windows-1252 for files saved that
+    way. A file that is UTF-8 in places and not in others is an error naming the first line
+    that is not: decoding all of it as Windows-1252 would garble every UTF-8 character."""
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise RecognizeError(f"{path}: UTF-16 text; save the file as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as Excel writes, is dropped
+    except UnicodeDecodeError as error:
+        if UTF8_SEQUENCE.search(data):
+            line = data[:error.start].count(b"\n") + 1
+            raise RecognizeError(f"{path}: line {line}: byte {data[error.start]:#04x} is not UTF-8, but other lines "
+                                 "are (mixed encodings); save the file as UTF-8") from None
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+            text = data.decode("cp1252")
         except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-            raise RecognizeError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
-    raise RecognizeError(f"{path}: neither UTF-8 nor Windows-1252 text")
+            raise RecognizeError(f"{path}: neither UTF-8 nor Windows-1252 text") from None
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise RecognizeError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
 
 
 def integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
