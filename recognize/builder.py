@@ -24,7 +24,8 @@ from recognize.dataset.video import VideoFrames, read_frames
 from recognize.errors import RecognizeError
 from recognize.labels import LABELS
 from recognize.model.classifier import EmotionModel
-from recognize.model.encoders import AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer, resolve_pooling
+from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, check_text_fits, load_backbone, load_tokenizer,
+                                      resolve_pooling)
 from recognize.model.fusion import FUSIONS
 from recognize.model.modes import apply_mode, mark_initialised
 
@@ -74,6 +75,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
         backbone = load_backbone(model_id, config.trust_remote_code, MODEL_FLAGS[modality])
         if modality == "T":
             built.tokenizer = load_tokenizer(model_id, config.trust_remote_code)
+            check_text_fits(model_id, built.tokenizer, backbone.config, config.max_length)
             config.pooling = resolve_pooling(model_id, backbone.config.model_type, config.pooling)
             encoders["T"] = TextEncoder(backbone, config.pooling)
         elif modality == "A":

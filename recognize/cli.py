@@ -92,6 +92,10 @@ train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
 app.command("train")(_fail_cleanly(train))
 
 
+TRUST_HELP = ("Allow model code from the backbones' repositories (off unless you pass this, whatever the "
+              "checkpoint's config.json says).")
+
+
 @app.command("eval")
 @_fail_cleanly
 def evaluate_command(
@@ -99,6 +103,7 @@ def evaluate_command(
     data: Optional[str] = typer.Option(None, "--data", help="MELD folder to evaluate on (default: the one in the checkpoint's config)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate: test, dev or train."),
     compare: Optional[Path] = typer.Option(None, "--compare", metavar="CKPT_B", help="Also evaluate this checkpoint on the same rows; print both side by side with a paired bootstrap 95% interval for the weighted-F1 difference."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Evaluate a checkpoint folder (or each seed of a --seeds folder) on a split: eval, predictions, per-class, confusion files."""
     from recognize.checkpoint import CONFIG
@@ -106,15 +111,16 @@ def evaluate_command(
     from recognize.seeds import run_label, seed_folders
 
     if not (checkpoint / CONFIG).is_file() and seed_folders(checkpoint):
-        summary = evaluate_seeds(checkpoint, split=split, data=data)
+        summary = evaluate_seeds(checkpoint, split=split, data=data, trust_remote_code=trust_remote_code)
         for seed, metrics in summary["per_seed"].items():
             console.print(escape(f"seed {seed}: acc {metrics['accuracy']:.2%}  wF1 {metrics['weighted_f1']:.2%}  "
                                  f"macro-F1 {metrics['macro_f1']:.2%}"), highlight=False)
         _print_aggregate(checkpoint / f"eval-{split}.json")
         return
-    metrics = evaluate(checkpoint, split=split, data=data)
+    metrics = evaluate(checkpoint, split=split, data=data, trust_remote_code=trust_remote_code)
     if compare is not None:
-        _print_comparison(checkpoint, metrics, compare, evaluate(compare, split=split, data=metrics["data"]), split)
+        other = evaluate(compare, split=split, data=metrics["data"], trust_remote_code=trust_remote_code)
+        _print_comparison(checkpoint, metrics, compare, other, split)
         return
     console.print(metrics_table(escape(f"{run_label(checkpoint)}: {split} ({metrics['samples']} utterances)"), metrics))
     sources = f" (initialised from {', '.join(metrics['initialised_from'])})" if metrics["initialised_from"] else ""
@@ -164,10 +170,14 @@ def report_command(
     if format not in FORMATS:
         raise RecognizeError(f"--format: unknown value '{format}'; valid: {', '.join(FORMATS)}")
     warnings = Console(stderr=True)
-    runs = find_runs(checkpoints, split, warn=lambda line: warnings.print(f"warning: {escape(line)}", highlight=False, soft_wrap=True))
+
+    def warn(line: str) -> None:
+        warnings.print(f"warning: {escape(line)}", highlight=False, soft_wrap=True)
+
+    runs = find_runs(checkpoints, split, warn=warn)
     if not runs:
         raise RecognizeError(f"{checkpoints}: no finished checkpoint folder with {split} scores found")
-    rows = select_rows(group_runs(runs), modal=modal, task=task, sort=sort)
+    rows = select_rows(group_runs(runs, warn=warn), modal=modal, task=task, sort=sort)
     table = FORMATS[format](rows)
     print(table, end="")
     if output is not None:
@@ -184,8 +194,9 @@ def predict_command(
     video: Optional[Path] = typer.Option(None, "--video", help="Its video clip, an mp4 (for a model that reads video)."),
     context: Optional[list[str]] = typer.Option(None, "--context", help="A previous utterance of the dialogue, oldest first; repeat for several (\"Speaker: text\" each)."),
     speaker: str = typer.Option("", "--speaker", help="The utterance's speaker (used with dialogue context)."),
-    input_file: Optional[Path] = typer.Option(None, "--input", help="A CSV of utterances (columns Utterance, Audio, Video as the model needs; Speaker, Dialogue_ID optional)."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="A CSV of utterances (columns Utterance, Audio, Video as the model needs; Speaker, Dialogue_ID, Utterance_ID optional)."),
     output: Optional[Path] = typer.Option(None, "--output", help="With --input: write the predictions CSV here (default: print it)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Class probabilities for one utterance, or for each row of a CSV, from a trained checkpoint."""
     from recognize.checkpoint import atomic_write
@@ -195,15 +206,18 @@ def predict_command(
     if input_file is not None:
         if text is not None or audio is not None or video is not None or context:
             raise RecognizeError("--input: give utterances either in the CSV or with --text/--audio/--video, not both")
-        table = predict_file(checkpoint, input_file).to_csv(index=False)
+        table = predict_file(checkpoint, input_file, trust_remote_code=trust_remote_code).to_csv(index=False)
         if output is None:
             print(table, end="")
         else:
             atomic_write(output, lambda temp: temp.write_text(table, encoding="utf-8"))
             console.print(escape(f"wrote {output}"), highlight=False)
         return
+    if output is not None:
+        raise RecognizeError("--output: only with --input (a single utterance's probabilities are printed)")
     probabilities = predict_utterance(checkpoint, text=text, audio=None if audio is None else str(audio),
-                                      video=None if video is None else str(video), context=context or [], speaker=speaker)
+                                      video=None if video is None else str(video), context=context or [], speaker=speaker,
+                                      trust_remote_code=trust_remote_code)
     title = run_label(checkpoint) + (f": {text!r}" if text is not None else "")
     table = Table(title=escape(title), title_justify="left")
     table.add_column("class")
@@ -224,9 +238,9 @@ def cache_list_command(
     cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """List the cache's entries: modality, model, split, rows, width, size, when built."""
-    from recognize.cache import cache_root, list_entries
+    from recognize.cache import list_entries
 
-    root = cache_root(cache_dir)
+    root = _cache_folder(cache_dir)
     entries = list_entries(root)
     table = Table(title=escape(f"{root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 1e6:.1f} MB"), title_justify="left")
     for column in ("file", "modality", "model", "split", "rows", "width", "MB", "built"):
@@ -247,10 +261,22 @@ def cache_clear_command(
     cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Remove cache entries (all, or those whose name contains PATTERN)."""
-    from recognize.cache import cache_root, clear_entries
+    from recognize.cache import clear_entries
 
-    removed = clear_entries(cache_root(cache_dir), pattern)
-    console.print(escape(f"removed {len(removed)} entries from {cache_root(cache_dir)}"), highlight=False)
+    root = _cache_folder(cache_dir)
+    removed = clear_entries(root, pattern)
+    console.print(escape(f"removed {len(removed)} entries from {root}"), highlight=False)
+
+
+def _cache_folder(cache_dir: str) -> Path:
+    """The feature cache's folder; one given with --cache-dir must exist (a mistyped one is
+    an error, not an empty cache)."""
+    from recognize.cache import cache_root
+
+    root = cache_root(cache_dir)
+    if cache_dir and not root.is_dir():
+        raise RecognizeError(f"--cache-dir {cache_dir}: no such folder")
+    return root
 
 
 def cache_build(data: str, **settings: Any) -> None:
@@ -302,6 +328,8 @@ def demo_command(
     from recognize.run import train as run_training
     from recognize.tiny import write_tiny_bert
 
+    if epochs < 1:  # before anything is written
+        raise RecognizeError(f"--epochs: must be at least 1, got {epochs}")
     data = write_synthetic_meld(output / "MELD")
     model = write_tiny_bert(output / "tiny-bert", vocabulary(), hidden=64)
     console.print(escape(f"generated a MELD-format folder at {data} and a tiny BERT at {model}"), highlight=False)

@@ -14,24 +14,31 @@ from recognize import checkpoint as ckpt
 from recognize.builder import Built, SplitData, build_model, eval_loader, make_split
 from recognize.config import ExperimentConfig
 from recognize.engine import predict_loader, process_state
-from recognize.errors import RecognizeError
+from recognize.errors import RecognizeError, first_line
 from recognize.lineage import record_stages
 from recognize.metrics import classification_metrics
 from recognize.seeds import aggregate, run_label, seed_folders, seed_of
 
 
-def load_trained(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any], Built]:
+def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple[ExperimentConfig, dict[str, Any], Built]:
     """The config, config.json record and model of a checkpoint folder, weights loaded.
 
     The backbones come from their model ids (as at training time); the folder's
-    model.safetensors supplies what was trained (and what `--init-from` loaded)."""
+    model.safetensors supplies what was trained (and what `--init-from` loaded). Model code
+    from a repository runs only when this call's `trust_remote_code` allows it, whatever
+    the checkpoint's config.json says: a folder someone else wrote must not switch it on."""
     folder = Path(folder)
     config, record = ckpt.read_checkpoint_config(folder)
+    config.trust_remote_code = trust_remote_code
     if not (folder / ckpt.WEIGHTS).is_file():
         raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
     weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
     built = build_model(config)
-    missing, unexpected = built.model.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = built.model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # shapes that differ: the backbone folder is no longer the one it trained
+        reason = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), first_line(error))
+        raise RecognizeError(f"{folder / ckpt.WEIGHTS}: does not fit the model its config.json builds ({reason})") from None
     if unexpected:
         raise RecognizeError(f"{folder / ckpt.WEIGHTS}: {len(unexpected)} tensors do not fit the model, e.g. {unexpected[0]}")
     trained = {name for name, p in built.model.named_parameters() if p.requires_grad}
@@ -41,11 +48,12 @@ def load_trained(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any]
     return config, record, built
 
 
-def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = None) -> dict[str, Any]:
+def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = None,
+             trust_remote_code: bool = False) -> dict[str, Any]:
     """Evaluate the checkpoint in `folder` on `split` of its data folder (or of `data`);
     write `eval-{split}.json` and `predictions-{split}.csv` into the folder; return the metrics."""
     folder = Path(folder)
-    config, record, built = load_trained(folder)
+    config, record, built = load_trained(folder, trust_remote_code)
     if data is not None:
         config.data = data
     data_split = make_split(config, built, split)
@@ -75,7 +83,8 @@ def write_confusion(path: Path, confusion: "list[list[int]]", names: list[str], 
         warnings.warn(f"no {path.name}: matplotlib is not installed (pip install 'emotion-recognize[plots]')", stacklevel=2)
 
 
-def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str] = None) -> dict[str, Any]:
+def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str] = None,
+                   trust_remote_code: bool = False) -> dict[str, Any]:
     """Evaluate every `seed-{s}` run of a setting folder (`train --seeds`) on `split`; write
     the folder's `eval-{split}.json` (each score's mean, std and values over the seeds) and
     return it with each seed's metrics under "per_seed"."""
@@ -83,7 +92,7 @@ def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str
     members = seed_folders(folder)
     if not members:
         raise RecognizeError(f"{folder}: neither a checkpoint folder nor a setting folder of seed-*/ runs")
-    per_seed = {seed_of(m): evaluate(m, split=split, data=data) for m in members}
+    per_seed = {seed_of(m): evaluate(m, split=split, data=data, trust_remote_code=trust_remote_code) for m in members}
     summary = {"split": split, **aggregate(per_seed)}
     if process_state().is_main_process:
         ckpt.write_json(folder / f"eval-{split}.json", summary)

@@ -45,7 +45,7 @@ def load_source(folder: str, config: ExperimentConfig) -> InitSource:
     its encoders' always; its fusion's and head's only when it read the same inputs (same
     modalities and fusion), since a head over other vectors means nothing here even when
     the shapes happen to agree. LoRA adapters are merged into the backbone weights first."""
-    source_config, record, built = load_trained(folder)
+    source_config, record, built = load_trained(folder, config.trust_remote_code)
     shared = set(source_config.modalities) & set(config.modalities)
     if not shared:
         raise RecognizeError(f"--init-from {folder}: a {source_config.modal} checkpoint shares no modality with --modal {config.modal}")

@@ -29,35 +29,44 @@ INPUT_COLUMNS = {"T": "Utterance", "A": "Audio", "V": "Video"}
 
 
 def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: Optional[str] = None,
-                      video: Optional[str] = None, context: "list[str] | None" = None, speaker: str = "") -> dict[str, float]:
+                      video: Optional[str] = None, context: "list[str] | None" = None, speaker: str = "",
+                      trust_remote_code: bool = False) -> dict[str, float]:
     """Class name -> probability for one utterance; `context` holds the utterances before
-    it, oldest first (each may read "Speaker: text")."""
+    it, oldest first (each may read "Speaker: text"). Model code from a repository runs only
+    with `trust_remote_code`."""
     given = {"T": text, "A": audio, "V": video}
     context = context or []
     rows = pd.DataFrame({"dialogue_id": 0, "speaker": [""] * len(context) + [speaker],
                          "text": [repair_text(t) for t in [*context, text or ""]]})
     paths = {m: [None] * len(context) + [None if given[m] is None else Path(given[m])] for m in ("A", "V")}
-    names, probabilities = _probabilities(folder, rows, paths, dict(INPUT_FLAGS),
-                                          given={m for m, v in given.items() if v is not None}, has_context=bool(context))
+    clip_places = {m: {Path(given[m]): INPUT_FLAGS[m]} for m in ("A", "V") if given[m] is not None}
+    names, probabilities = _probabilities(folder, rows, paths, dict(INPUT_FLAGS), clip_places,
+                                          given={m for m, v in given.items() if v is not None}, has_context=bool(context),
+                                          trust_remote_code=trust_remote_code)
     return dict(zip(names, probabilities[-1].tolist()))
 
 
-def predict_file(folder: "str | Path", path: "str | Path") -> pd.DataFrame:
-    """The rows of the CSV `path` with a `prediction` column and a `p_{class}` column per class."""
+def predict_file(folder: "str | Path", path: "str | Path", trust_remote_code: bool = False) -> pd.DataFrame:
+    """The rows of the CSV `path` with a `prediction` column and a `p_{class}` column per class
+    (model code from a repository runs only with `trust_remote_code`)."""
     path = Path(path)
     if not path.is_file():
         raise RecognizeError(f"--input {path}: file not found")
     raw = read_raw_csv(path)
+    if raw.empty:
+        raise RecognizeError(f"--input {path}: no data rows, only the header")
     raw = raw.iloc[_dialogue_order(raw, path)]
     given = {m for m, column in INPUT_COLUMNS.items() if column in raw.columns}
     rows = pd.DataFrame({
         "dialogue_id": raw["Dialogue_ID"].astype(str) if "Dialogue_ID" in raw.columns else "0",
         "speaker": raw["Speaker"].fillna("").astype(str).map(repair_text) if "Speaker" in raw.columns else "",
         "text": raw["Utterance"].fillna("").astype(str).map(repair_text) if "T" in given else "",
-    })
-    paths = {m: [path.parent / str(p) for p in raw[INPUT_COLUMNS[m]]] for m in ("A", "V") if m in given}
+    }, index=raw.index)
+    clip_places = {m: _clip_places(raw, INPUT_COLUMNS[m], path) for m in ("A", "V") if m in given}
+    paths = {m: [path.parent / p for p in raw[INPUT_COLUMNS[m]]] for m in clip_places}
     places = {m: f"{path} column {INPUT_COLUMNS[m]}" for m in INPUT_COLUMNS}
-    names, probabilities = _probabilities(folder, rows, paths, places, given, has_context=False)
+    names, probabilities = _probabilities(folder, rows, paths, places, clip_places, given, has_context=False,
+                                          trust_remote_code=trust_remote_code)
     out = raw.copy()
     out["prediction"] = [names[k] for k in probabilities.argmax(-1)]
     for k, name in enumerate(names):
@@ -74,9 +83,24 @@ def _dialogue_order(raw: pd.DataFrame, path: Path) -> np.ndarray:
     return np.lexsort((np.asarray(utterances), dialogues))
 
 
+def _clip_places(raw: pd.DataFrame, column: str, path: Path) -> dict[Path, str]:
+    """Each clip named in `column` of the CSV `path` -> where an error about it points: the
+    first data row (counted from 1, in the file's order) that names it. An empty cell is an
+    error naming its row."""
+    places: dict[Path, str] = {}
+    for index, cell in raw[column].sort_index().items():  # the index is the row's position in the file
+        place = f"{path}: row {index + 1}: column {column}"
+        if pd.isna(cell) or not cell.strip():
+            raise RecognizeError(f"{place}: empty")
+        places.setdefault(path.parent / cell, place)
+    return places
+
+
 def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, list[Optional[Path]]],
-                   places: dict[str, str], given: set[str], has_context: bool) -> tuple[list[str], np.ndarray]:
-    """Class names and the probabilities (rows x classes) of the checkpoint in `folder`."""
+                   places: dict[str, str], clip_places: dict[str, dict[Path, str]], given: set[str],
+                   has_context: bool, trust_remote_code: bool) -> tuple[list[str], np.ndarray]:
+    """Class names and the probabilities (rows x classes) of the checkpoint in `folder`;
+    `places` names each modality's input, `clip_places` each clip's, in errors."""
     config, _ = read_checkpoint_config(folder)  # inputs are checked before the model loads
     wanted = set(config.modalities)
     if given - wanted:
@@ -88,9 +112,13 @@ def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, li
         raise RecognizeError(f"{places[missing]}: required, {folder} is a {config.modal} model")
     if has_context and config.context == 0:
         raise RecognizeError(f"--context: {folder} was trained without dialogue context (--context 0)")
-    config, record, built = load_trained(folder)
+    for clips in clip_places.values():
+        absent = next((clip for clip in clips if not clip.is_file()), None)
+        if absent is not None:
+            raise RecognizeError(f"{clips[absent]}: {absent}: file not found")
+    config, record, built = load_trained(folder, trust_remote_code)
     text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in wanted else None
-    media = {m: MediaSource(paths[m], _strict(clip_reader(m, config, built), places[m]))
+    media = {m: MediaSource(paths[m], _strict(clip_reader(m, config, built), clip_places[m]))
              for m in ("A", "V") if m in wanted}
     dataset = UtteranceDataset(np.zeros(len(rows), dtype=int), text=text, media=media)
     config.workers = 0  # clips are read here, so that a bad one fails with its own one-line error
@@ -98,13 +126,11 @@ def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, li
     return list(record["labels"]), torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
-def _strict(read: Callable[[Path], Any], place: str) -> Callable[[Path], Any]:
-    """`read`, with a clip that is missing or does not decode raised as an error naming `place`."""
+def _strict(read: Callable[[Path], Any], places: dict[Path, str]) -> Callable[[Path], Any]:
+    """`read`, with a clip that does not decode raised as an error naming its place in `places`."""
     def read_or_fail(path: Path) -> Any:
-        if not path.is_file():
-            raise RecognizeError(f"{place}: {path}: file not found")
         try:
             return read(path)
         except MediaError as error:
-            raise RecognizeError(f"{place}: {error}") from None
+            raise RecognizeError(f"{places[path]}: {error}") from None
     return read_or_fail

@@ -4,7 +4,9 @@ percent, as mean +- sample standard deviation over the setting's seeds with thei
 
 A folder under the scanned root is a run when it holds config.json; one that cannot be
 read as a finished run (no metrics.json yet, a foreign config.json, broken JSON, no
-scores for the split) is skipped with a warning, never a crash."""
+scores for the split) is skipped with a warning, never a crash. A seed found in several
+folders of one setting on the same data (copies of a run) counts once, from the first folder
+in sorted order; the others are skipped with a warning."""
 
 import csv
 import io
@@ -107,7 +109,10 @@ def _read_run(folder: Path, split: str) -> Run:
     ExperimentConfig.from_dict(record["experiment"])  # a config this version cannot read is foreign too
     if not (folder / METRICS).is_file():
         raise RecognizeError(f"no {METRICS}: the run has not finished")
-    scores = _json(folder / METRICS).get(split)
+    metrics = _json(folder / METRICS)
+    if not isinstance(metrics, dict):
+        raise RecognizeError(f"{METRICS} is not a JSON object")
+    scores = metrics.get(split)
     evaluation = folder / f"eval-{split}.json"
     if scores is None and evaluation.is_file():
         scores = _json(evaluation)
@@ -124,14 +129,26 @@ def _json(path: Path) -> Any:
         raise RecognizeError(f"{path.name}: {error}") from None
 
 
-def group_runs(runs: list[Run]) -> list[Row]:
-    """One Row per setting, seeds in ascending order, settings in the order first seen."""
+def group_runs(runs: list[Run], warn: Callable[[str], None] = print) -> list[Row]:
+    """One Row per setting, seeds in ascending order, settings in the order first seen. A
+    seed found in several folders of one setting on the same data (copies of a run) counts
+    once: the first folder in sorted order is kept, the others are reported through `warn`."""
     rows: dict[str, Row] = {}
-    for run in sorted(runs, key=lambda r: r.experiment["seed"]):
-        row = rows.setdefault(run.setting_key(), Row(run.setting()))
+    kept: dict[tuple[str, int, str], Path] = {}
+    copies: dict[tuple[str, int, str], list[Path]] = {}
+    for run in sorted(runs, key=lambda r: (r.experiment["seed"], r.folder)):
+        key = (run.setting_key(), run.experiment["seed"], run.experiment["data"])  # folds of a cross-validation differ in data
+        if key in kept:
+            copies.setdefault(key, []).append(run.folder)
+            continue
+        kept[key] = run.folder
+        row = rows.setdefault(key[0], Row(run.setting()))
         row.seeds.append(run.experiment["seed"])
         for score in SCORES:
             row.scores[score].append(run.scores[score])
+    for key, folders in copies.items():
+        warn(f"skipped {', '.join(map(str, folders))}: seed {key[1]} of this setting on the same data is already "
+             f"counted from {kept[key]} (a seed counts once: its first folder in sorted order)")
     return list(rows.values())
 
 

@@ -66,7 +66,7 @@ def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOu
     """The outputs of `config.teacher` on every row of `split` of `config.data`: read from
     the feature cache, or computed (by the main process, on the GPU when there is one; the
     others wait) and stored there."""
-    teacher, record, built = load_trained(config.teacher)
+    teacher, record, built = load_trained(config.teacher, config.trust_remote_code)
     teacher.data, teacher.cache_dir = config.data, config.cache_dir
     rows = load_rows(teacher, split)
     clips = {m: index_media(teacher.data, split, rows, m).paths for m in teacher.modalities if m in MEDIA_MODALITIES}

@@ -2,17 +2,26 @@
 stdout and exactly one line on stderr, "error: ..." naming the problem. Run in-process
 with Typer's CliRunner, offline; `meld_dir` and `tiny_bert` come from conftest.py."""
 
+import json
+import shutil
 from pathlib import Path
 
 import huggingface_hub.constants
+import pandas as pd
 import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import BertConfig, BertModel
 from transformers.utils import logging as hf_logging
 from typer.testing import CliRunner
 
+from recognize import train
 from recognize.checkpoint import CONFIG, checkpoint_record, write_json
 from recognize.cli import app
 from recognize.config import ExperimentConfig
-from recognize.dataset.synthetic import write_synthetic_meld
+from recognize.dataset.meld import read_raw_csv
+from recognize.dataset.synthetic import vocabulary, write_synthetic_meld
+from recognize.tiny import write_tiny_bert
 
 MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
 BAD_FLAGS: dict[str, str] = {
@@ -27,6 +36,16 @@ BAD_FLAGS: dict[str, str] = {
     "--workers -2": "error: --workers: 0 or more, or -1 for automatic, got -2",
     "--lmf-rank 0": "error: --lmf-rank: must be at least 1, got 0",
     "--modal T+A --fusion mean": "error: --fusion: unknown value 'mean'; valid: lmf, tfn, concat, attention",
+    "--lr -1": "error: --lr: must be 0 or more, got -1.0",
+    "--lr inf": "error: --lr: must be 0 or more, got inf",
+    "--head-lr nan": "error: --head-lr: must be 0 or more, got nan",
+    "--weight-decay -0.1": "error: --weight-decay: must be 0 or more, got -0.1",
+    "--grad-clip -1": "error: --grad-clip: must be 0 or more, got -1.0",
+    "--dropout 1.5": "error: --dropout: a fraction in [0, 1), got 1.5",
+    "--lora-dropout 1": "error: --lora-dropout: a fraction in [0, 1), got 1.0",
+    "--warmup 1": "error: --warmup: a fraction in [0, 1), got 1.0",
+    "--patience -2": "error: --patience: must be 0 or more, got -2",
+    "--lora-alpha 0": "error: --lora-alpha: must be at least 1, got 0",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
@@ -121,6 +140,116 @@ def test_overwrite_with_bad_data_keeps_the_old_run(meld_dir: Path, tmp_path: Pat
     assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
 
 
+def test_overwrite_with_a_bad_test_csv_fails_before_training_and_keeps_the_old_run(meld_dir: Path, tmp_path: Path,
+                                                                                    tiny_bert: Path) -> None:
+    data = tmp_path / "MELD"
+    shutil.copytree(meld_dir, data)
+    test_csv = data / "test_sent_emo.csv"
+    rows = read_raw_csv(test_csv)
+    pd.concat([rows, rows.iloc[:1]]).to_csv(test_csv, index=False)  # the first row again at the end: a duplicate id pair
+    run_dir = ExperimentConfig(data=str(data), text_model=str(tiny_bert), output_dir=str(tmp_path / "ck")).run_dir
+    run_dir.mkdir(parents=True)
+    (run_dir / "notes.txt").write_text("keep me")
+
+    line = error_line("train", data, "--text-model", tiny_bert, "--output-dir", tmp_path / "ck", "--overwrite")
+
+    assert line == f"error: {test_csv}: row {len(rows) + 1}: duplicate Dialogue_ID/Utterance_ID pair"
+    assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
+
+
+def model_variant(tiny_bert: Path, folder: Path, change) -> Path:
+    """A copy of the tiny BERT's folder, changed by `change(folder)`."""
+    shutil.copytree(tiny_bert, folder)
+    change(folder)
+    return folder
+
+
+def pickled_only(folder: Path) -> None:
+    """Replace the safetensors weights with a pickled pytorch_model.bin."""
+    torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+
+
+def cut_weights(folder: Path) -> None:
+    """Keep the first 100 bytes of the weights: a damaged header."""
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+
+
+def without_tokenizer(folder: Path) -> None:
+    """Remove every tokenizer file."""
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def fewer_embeddings(folder: Path) -> None:
+    """Claim a smaller vocabulary than the tokenizer's: the weights then no longer load either, so resave them."""
+    config = BertConfig.from_pretrained(folder)
+    config.vocab_size = 40
+    BertModel(config).save_pretrained(folder)
+
+
+BAD_MODELS = {  # how the folder is changed -> the start of the one line it must fail with
+    "pickled": (pickled_only, "error: --text-model {folder}: holds only pickled weights (*.bin), and only safetensors are loaded"),
+    "cut": (cut_weights, "error: cannot load the model from folder '{folder}': Error while deserializing header"),
+    "no-tokenizer": (without_tokenizer, "error: --text-model {folder}: its tokenizer has no vocabulary, only special tokens"),
+    "fewer-embeddings": (fewer_embeddings, "error: --text-model {folder}: its tokenizer has 73 tokens and the model's embeddings 40"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_MODELS)
+def test_a_model_folder_that_cannot_be_used_safely_or_correctly_fails_before_training(meld_dir, tmp_path, tiny_bert, name):
+    change, message = BAD_MODELS[name]
+    folder = model_variant(tiny_bert, tmp_path / name, change)
+
+    line = error_line("train", meld_dir, "--text-model", folder, "--output-dir", tmp_path / "ck")
+
+    assert line.startswith(message.format(folder=folder)), line
+    assert not (tmp_path / "ck").exists()
+
+
+def test_max_length_beyond_the_models_positions_fails_before_training(meld_dir, tmp_path, tiny_bert):
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--max-length", 300, "--output-dir", tmp_path / "ck")
+
+    assert line == f"error: --max-length 300: {tiny_bert} embeds at most 256 positions"
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_checkpoint_never_turns_on_remote_code_by_itself(meld_dir, tmp_path, tiny_bert):
+    marker = tmp_path / "remote-code-ran"
+    run_dir = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", epochs=1,
+                                     output_dir=str(tmp_path / "ck")))
+
+    def with_remote_code(folder: Path) -> None:
+        (folder / "remote.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+                                          "from transformers import BertModel\nclass RemoteModel(BertModel):\n    pass\n")
+        settings = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**settings, "auto_map": {"AutoModel": "remote.RemoteModel"}}))
+
+    remote = model_variant(tiny_bert, tmp_path / "remote-bert", with_remote_code)
+    record = json.loads((run_dir / CONFIG).read_text())
+    record["experiment"].update(text_model=str(remote), trust_remote_code=True)  # as someone else's checkpoint might say
+    (run_dir / CONFIG).write_text(json.dumps(record))
+
+    for command in (["eval", run_dir], ["predict", run_dir, "--text", "okay"]):
+        result = CliRunner().invoke(app, [str(a) for a in command])
+        assert result.exit_code == 0, result.output
+    assert not marker.exists()
+
+
+def test_weights_that_no_longer_fit_the_backbone_are_a_one_line_error(meld_dir, tmp_path, tiny_bert):
+    run_dir = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), epochs=1, output_dir=str(tmp_path / "ck")))
+    wider = write_tiny_bert(tmp_path / "wider-bert", vocabulary(), hidden=64)
+    record = json.loads((run_dir / CONFIG).read_text())
+    record["experiment"]["text_model"] = str(wider)
+    (run_dir / CONFIG).write_text(json.dumps(record))
+
+    line = error_line("eval", run_dir)
+
+    assert line.startswith(f"error: {run_dir / 'model.safetensors'}: does not fit the model its config.json builds "
+                           "(size mismatch for "), line
+
+
 def test_eval_missing_folder(tmp_path: Path) -> None:
     folder = tmp_path / "no-run"
 
@@ -141,6 +270,32 @@ def test_eval_checkpoint_without_weights(meld_dir: Path, tmp_path: Path, tiny_be
     assert error_line("eval", config.run_dir) == (
         f"error: {config.run_dir}: checkpoint has no model.safetensors (training never finished an epoch?)"
     )
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"bogus": 1}, "unknown config keys ['bogus']; known: "),
+    ({"epochs": "x"}, "its 'experiment' section has a value of the wrong type ("),
+])
+def test_a_checkpoint_config_with_bad_settings_names_the_file(meld_dir: Path, tmp_path: Path, tiny_bert: Path,
+                                                             change: dict, message: str) -> None:
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(tmp_path / "ck"))
+    record = checkpoint_record(config, {})
+    record["experiment"].update(change)
+    write_json(config.run_dir / CONFIG, record)
+
+    assert error_line("eval", config.run_dir).startswith(f"error: {config.run_dir / CONFIG}: {message}")
+
+
+@pytest.mark.parametrize("command", [["cache", "ls"], ["cache", "clear"]])
+def test_a_mistyped_cache_folder_is_an_error_not_an_empty_cache(tmp_path: Path, command: list[str]) -> None:
+    folder = tmp_path / "no-such-cache"
+
+    assert error_line(*command, "--cache-dir", folder) == f"error: --cache-dir {folder}: no such folder"
+
+
+def test_demo_checks_its_epochs_before_writing_anything(tmp_path: Path) -> None:
+    assert error_line("demo", "--epochs", 0, "--output", tmp_path / "demo") == "error: --epochs: must be at least 1, got 0"
+    assert not (tmp_path / "demo").exists()
 
 
 def test_missing_data_folder_reported_before_the_model_loads(tmp_path: Path) -> None:

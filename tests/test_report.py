@@ -3,6 +3,7 @@ lineage, filters, sorting, CSV), and folders that are not finished runs skipped 
 warning; an empty folder is a one-line error."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,41 @@ def test_report_prints_the_exact_table_and_skips_what_is_not_a_finished_run(chec
     assert "skipped" in warnings and "A--ET(wav2vec2-base)" in warnings and "has not finished" in warnings
     assert f"skipped {checkpoints / 'notes'}: config.json has no 'experiment' section" in warnings
     assert f"skipped {checkpoints / 'broken'}: config.json:" in warnings
+
+
+def test_report_skips_a_run_whose_metrics_are_not_an_object(checkpoints):
+    config = ExperimentConfig(modal="T", text_model="bert-base-uncased", output_dir=str(checkpoints / "odd"))
+    folder = write_run(config.run_dir, config, scores(0.5, 0.5))
+    (folder / "metrics.json").write_text("[1]")
+
+    result = CliRunner().invoke(app, ["report", str(checkpoints)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == EXPECTED
+    assert f"warning: skipped {folder}: metrics.json is not a JSON object\n" in result.stderr
+
+
+def test_report_counts_a_seed_copied_into_several_folders_once(checkpoints):
+    seed_1 = checkpoints / "T--ET(all-mpnet-base-v2)" / "seed-1"
+    copies = [checkpoints / "backup" / "seed-1", checkpoints / "copy" / "seed-1"]
+    for copy in copies:
+        shutil.copytree(seed_1, copy)
+
+    result = CliRunner().invoke(app, ["report", str(checkpoints)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == EXPECTED  # n 2, as without the copies
+    assert (f"warning: skipped {copies[0]}, {copies[1]}: seed 1 of this setting on the same data is already counted from {seed_1} "
+            "(a seed counts once: its first folder in sorted order)\n") in result.stderr
+
+    rerun = checkpoints / "0-rerun" / "seed-1"  # first in sorted order: its scores count, the others' do not
+    shutil.copytree(seed_1, rerun)
+    (rerun / "metrics.json").write_text(json.dumps({"test": scores(0.7, 0.68)}))
+    warnings = []
+    rows = group_runs(find_runs(checkpoints, warn=lambda line: None), warn=warnings.append)
+    assert (rows[0].seeds, rows[0].scores["accuracy"]) == ([1, 2], [0.7, 0.62])
+    assert warnings == [(f"skipped {seed_1}, {copies[0]}, {copies[1]}: seed 1 of this setting on the same data is already counted from "
+                         f"{rerun} (a seed counts once: its first folder in sorted order)")]
 
 
 def test_report_filters_sorts_writes_csv_and_a_file(checkpoints, tmp_path):

@@ -1,12 +1,15 @@
 """The research workflow on tiny text runs: several seeds into one setting folder with its
 aggregate, eval's per-class table and confusion picture, `--compare` with its paired
-bootstrap interval, `predict` giving the probabilities `eval` gives for the same row,
+bootstrap interval, `predict` giving the probabilities `eval` gives for the same row (and,
+on a tiny audio run, reading a CSV of clips, its bad rows named in one-line errors),
 cross-validation folds that keep dialogues whole, and TensorBoard logs."""
 
 import csv
 import json
+import shutil
 import statistics
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +20,12 @@ from recognize.cli import app
 from recognize.compare import paired_bootstrap, weighted_f1
 from recognize.crossval import dialogue_folds
 from recognize.dataset.meld import load_split, read_raw_csv
+from recognize.dataset.synthetic import write_joint_meld
 from recognize.plots import row_normalised
 from recognize.predictor import predict_file, predict_utterance
 from recognize.run import train_seeds
 from recognize.seeds import parse_seeds
+from recognize.tiny import write_tiny_wav2vec2
 
 from helpers import load_script
 
@@ -31,6 +36,20 @@ def seeded(meld_dir, tiny_bert, tmp_path_factory):
     config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="full", lr=2e-3, epochs=4,
                               batch_size=16, context=1, output_dir=str(tmp_path_factory.mktemp("seeds")))
     return train_seeds(config, [1, 2])
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory) -> tuple[Path, Path]:
+    """An audio-only run (one epoch, tiny Wav2Vec2 frozen) and three of its test clips, copied
+    into a folder of their own as clips/{name}.flac."""
+    tmp = tmp_path_factory.mktemp("audio")
+    meld = write_joint_meld(tmp / "MELD", dialogues={"train": 2, "dev": 1, "test": 1})
+    config = ExperimentConfig(data=str(meld), modal="A", audio_model=str(write_tiny_wav2vec2(tmp / "tiny-wav2vec2")),
+                              mode="frozen", epochs=1, workers=0, output_dir=str(tmp / "checkpoints"))
+    (tmp / "inputs" / "clips").mkdir(parents=True)
+    for name in ("dia1_utt0", "dia1_utt1", "dia1_utt2"):
+        shutil.copy(meld / "audios" / "test" / f"{name}.flac", tmp / "inputs" / "clips")
+    return train(config), tmp / "inputs"
 
 
 def test_each_seed_gets_its_folder_and_the_setting_its_aggregate(seeded):
@@ -137,8 +156,58 @@ def test_predict_gives_the_probabilities_eval_gives_for_the_same_rows(seeded, me
             assert predicted.p_joy == pytest.approx(float(row["p_joy"]), abs=2e-6)
 
 
+def test_predict_reads_a_csv_with_only_an_audio_column(audio_run):
+    folder, inputs = audio_run
+    clips = ["clips/dia1_utt2.flac", "clips/dia1_utt0.flac", "clips/dia1_utt1.flac", "clips/dia1_utt0.flac"]
+    (inputs / "audio.csv").write_text("Audio\n" + "".join(f"{clip}\n" for clip in clips))
+
+    result = CliRunner().invoke(app, ["predict", str(folder), "--input", str(inputs / "audio.csv"),
+                                      "--output", str(inputs / "predictions.csv")])
+
+    assert result.exit_code == 0, result.output
+    with open(inputs / "predictions.csv", newline="") as handle:
+        predicted = list(csv.DictReader(handle))
+    assert [row["Audio"] for row in predicted] == clips  # the file's order
+    for clip, row in zip(clips, predicted):
+        alone = predict_utterance(folder, audio=str(inputs / clip))
+        assert {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")} == pytest.approx(
+            {k: round(v, 6) for k, v in alone.items()}, abs=2e-6)
+        assert row["prediction"] == max(alone, key=alone.get)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["Audio"], "--input {csv}: no data rows, only the header"),
+    (["Audio,Speaker", "clips/dia1_utt0.flac,Joey", ",Ross"], "{csv}: row 2: column Audio: empty"),
+    (["Audio", "clips/dia1_utt0.flac", "clips/nowhere.flac"], "{csv}: row 2: column Audio: {clips}/nowhere.flac: file not found"),
+])
+def test_predict_input_errors_name_the_row_before_the_model_loads(audio_run, tmp_path, lines, message):
+    folder, inputs = audio_run
+    source = inputs / f"{tmp_path.name}.csv"
+    source.write_text("\n".join(lines) + "\n")
+
+    result = CliRunner().invoke(app, ["predict", str(folder), "--input", str(source), "--output", str(tmp_path / "out.csv")])
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"error: {message.format(csv=source, clips=inputs / 'clips')}"]
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_names_the_first_row_of_a_clip_that_does_not_decode(audio_run, tmp_path):
+    folder, inputs = audio_run
+    (inputs / "clips" / "broken.flac").write_bytes(b"fLaC cut short")
+    source = inputs / "broken.csv"
+    source.write_text("Audio,Dialogue_ID\nclips/dia1_utt0.flac,1\nclips/broken.flac,2\nclips/broken.flac,1\n")
+
+    result = CliRunner().invoke(app, ["predict", str(folder), "--input", str(source)])
+
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(  # row 3 is read first (dialogue 1), row 2 named
+        f"error: {source}: row 2: column Audio: {inputs / 'clips' / 'broken.flac'}: cannot read audio (")
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--text", "hi", "--audio", "clip.flac"], "--audio: {folder} is a T model; it has no audio encoder"),
+    (["--text", "hi", "--output", "predictions.csv"], "--output: only with --input (a single utterance's probabilities are printed)"),
     (["--speaker", "Joey"], "--text: required, {folder} is a T model"),
     (["--text", "hi", "--input", "rows.csv"], "--input: give utterances either in the CSV or with --text/--audio/--video, not both"),
 ])

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
@@ -17,21 +18,52 @@ CLS_POOLED_TYPES: frozenset[str] = frozenset(
 
 
 def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "--text-model") -> nn.Module:
-    """Load a Hugging Face backbone in float32 by id or local folder; of an encoder-decoder
+    """Load a Hugging Face backbone in float32 by id or local folder, from safetensors weights
+    only (a pickled `pytorch_model.bin` can run code when loaded); of an encoder-decoder
     (Whisper), the encoder. A failure names `flag`, the option that takes a local folder."""
+    folder = Path(model_id)
+    if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise RecognizeError(f"{flag} {model_id}: holds only pickled weights (*.bin), and only safetensors are loaded; "
+                             "convert them once with transformers: from_pretrained(folder).save_pretrained(folder)")
     try:
-        model = AutoModel.from_pretrained(model_id, dtype=torch.float32, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
+        model = AutoModel.from_pretrained(model_id, dtype=torch.float32, trust_remote_code=trust_remote_code,
+                                          use_safetensors=True)
+    except (OSError, ValueError, SafetensorError) as error:
         raise RecognizeError(load_failure("model", model_id, error, flag)) from None
     return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
 
 
 def load_tokenizer(model_id: str, trust_remote_code: bool = False):
-    """Load the tokenizer that belongs to `model_id`, with the same errors as `load_backbone`."""
+    """Load the tokenizer that belongs to `model_id`, with the same errors as `load_backbone`;
+    one with no vocabulary beyond its special tokens (what transformers builds for a folder
+    without tokenizer files, which would read every word as unknown) is an error."""
     try:
-        return AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise RecognizeError(load_failure("tokenizer", model_id, error, "--text-model")) from None
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise RecognizeError(f"--text-model {model_id}: its tokenizer has no vocabulary, only special tokens "
+                             "(no tokenizer.json, vocab.txt or sentencepiece model in the folder?)")
+    return tokenizer
+
+
+POSITION_OFFSET_TYPES: frozenset[str] = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet", "longformer"})
+"""Text model types whose position ids start after the padding id (at pad_token_id + 1)."""
+
+
+def check_text_fits(model_id: str, tokenizer, model_config, max_length: int) -> None:
+    """Fail before training, not at the first long batch, when the tokenizer's ids or
+    `--max-length` go beyond what the text model's embeddings hold."""
+    vocabulary = getattr(model_config, "vocab_size", None)
+    if vocabulary and len(tokenizer) > vocabulary:
+        raise RecognizeError(f"--text-model {model_id}: its tokenizer has {len(tokenizer)} tokens and the model's "
+                             f"embeddings {vocabulary}: the two do not belong together")
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions and getattr(model_config, "position_biased_input", True):  # DeBERTa's relative positions have no limit here
+        if model_config.model_type in POSITION_OFFSET_TYPES:
+            positions -= (model_config.pad_token_id or 0) + 1
+        if max_length > positions:
+            raise RecognizeError(f"--max-length {max_length}: {model_id} embeds at most {positions} positions")
 
 
 def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
