@@ -124,7 +124,7 @@ def fit(
         if config.patience and state.bad_epochs >= config.patience:
             break
         torch.manual_seed(config.seed + epoch)
-        train_data.set_epoch(epoch)  # accelerate's loader passes it on to the length-grouped sampler
+        set_epoch(train_data, epoch)
         epoch_start = time.perf_counter()
         train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
         seconds = time.perf_counter() - epoch_start
@@ -170,27 +170,49 @@ def fit(
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
 
 
+def set_epoch(data: DataLoader, epoch: int) -> None:
+    """Start epoch `epoch` of a (prepared) training loader: accelerate's loader, and the
+    length-grouped batch sampler beneath it, which accelerate's wrapper for several
+    processes (BatchSamplerShard) does not pass the epoch on to."""
+    if hasattr(data, "set_epoch"):
+        data.set_epoch(epoch)
+    sampler = data.batch_sampler
+    while hasattr(sampler, "batch_sampler"):
+        sampler = sampler.batch_sampler
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+
+
 def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int]:
     """One pass over the training batches; returns (mean loss, samples seen on this process)."""
     model.train()
     needs_embedding = accelerator.unwrap_model(objective).needs_embedding
     parameters = [*model.parameters(), *objective.parameters()]
     loss_sum = torch.zeros((), device=accelerator.device)
-    samples = 0
+    samples = window_samples = 0
     start = time.perf_counter()
     with _progress(accelerator, f"epoch {epoch + 1}/{config.epochs}") as progress:
         task = progress.add_task("train", total=len(data), status="")
         for step, batch in enumerate(data, start=1):
+            n = batch["labels"].shape[0]
             with accelerator.accumulate(model):
                 logits, embedding = model(batch, with_embedding=True) if needs_embedding else (model(batch), None)
                 loss = objective(logits, embedding, batch)
-                accelerator.backward(loss)
+                if config.grad_accum == 1:
+                    accelerator.backward(loss)
+                else:  # the sum over the window's samples (accelerate divides by grad_accum: undone), then / their count
+                    accelerator.backward(loss * (n * config.grad_accum))
+                    window_samples += n
+                    if accelerator.sync_gradients:
+                        for parameter in parameters:
+                            if parameter.grad is not None:
+                                parameter.grad.div_(window_samples)
+                        window_samples = 0
                 if accelerator.sync_gradients and config.grad_clip > 0:
                     accelerator.clip_grad_norm_(parameters, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            n = batch["labels"].shape[0]
             loss_sum += loss.detach() * n
             samples += n
             if not progress.disable and (step % LOG_EVERY_STEPS == 0 or step == len(data)):  # no bar shown: no sync

@@ -8,10 +8,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+from accelerate.data_loader import prepare_data_loader
+from torch.utils.data import DataLoader
 
 from recognize import RecognizeError
 from recognize.checkpoint import atomic_write, link_file, read_json, read_weights, write_json, write_weights
 from recognize.dataset.loader import LengthGroupedBatchSampler
+from recognize.engine import set_epoch
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_temp_file(tmp_path):
@@ -97,6 +100,7 @@ def test_length_grouped_batches_cover_every_row_once_and_group_similar_lengths()
     batches = list(sampler)
     assert len(batches) == len(sampler) == 63
     assert sorted(i for batch in batches for i in batch) == list(range(1000))
+    assert [len(batch) for batch in batches] == [16] * 62 + [8]  # the short batch last
     spread = np.mean([np.ptp([lengths[i] for i in batch]) for batch in batches])
     random_spread = np.mean([np.ptp(rng.choice(lengths, 16)) for _ in range(63)])
     assert spread < random_spread / 4  # padding waste is far below that of random batches
@@ -109,3 +113,20 @@ def test_batch_order_depends_only_on_seed_and_epoch():
     assert list(first) != list(other_seed)
     again.set_epoch(1)
     assert list(first) != list(again)
+
+
+def test_two_processes_see_every_row_each_epoch_and_a_new_order_each_epoch():
+    # as accelerate deals a training loader out to two processes (torchrun): its BatchSamplerShard wraps the sampler
+    lengths = np.random.default_rng(0).integers(1, 50, size=103).tolist()
+    first_shards = []
+    for epoch in (0, 1):
+        shards = []
+        for rank in (0, 1):
+            loader = DataLoader(list(range(103)), batch_sampler=LengthGroupedBatchSampler(lengths, 8, seed=1))
+            shard = prepare_data_loader(loader, num_processes=2, process_index=rank, put_on_device=False)
+            set_epoch(shard, epoch)
+            shards.append([int(i) for batch in shard for i in batch])
+        assert set(shards[0]) | set(shards[1]) == set(range(103))  # no row left out
+        assert len(shards[0]) == len(shards[1]) == 56  # 7 full batches each: 9 rows repeated to even them, as DDP does
+        first_shards.append(shards[0])
+    assert first_shards[0] != first_shards[1]

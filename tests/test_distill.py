@@ -235,15 +235,15 @@ def test_a_dist_plus_feature_student_learns_both_the_teachers_answers_and_its_vi
                    batch_size=16, pooling="mean", seed=1)
     alone = train(ExperimentConfig(output_dir=str(tmp / "combined-labels"), **student))
     distilled = train(ExperimentConfig(output_dir=str(tmp / "combined"), teacher=str(distillation["teacher"]),
-                                       distill="dist+feature", distill_weight=4.0, feature_weight=2.0, **student))
+                                       distill="dist+feature", distill_weight=4.0, feature_weight=1.0, **student))
     assert accuracy_on_test(alone) < 0.6  # a text student in full tuning learns the flipped labels
-    assert accuracy_on_test(distilled) > accuracy_on_test(alone) + 0.15  # measured: 0.70 against 0.46
+    assert accuracy_on_test(distilled) > accuracy_on_test(alone) + 0.1  # measured: 0.70 against 0.46 (seed 2: 0.61)
     teacher = head_inputs(distillation["teacher"], noisy)
-    assert linear_cka(head_inputs(distilled, noisy), teacher) > linear_cka(head_inputs(alone, noisy), teacher) + 0.15  # 0.64, 0.36
+    assert linear_cka(head_inputs(distilled, noisy), teacher) > linear_cka(head_inputs(alone, noisy), teacher) + 0.2  # 0.67, 0.35
     record = json.loads((distilled / "config.json").read_text())
-    assert (record["distillation"]["feature_weight"], record["distillation"]["feature_temperature"]) == (2.0, 0.1)
+    assert (record["distillation"]["feature_weight"], record["distillation"]["feature_temperature"]) == (1.0, 0.1)
     assert record_stages(record) == ("Full Tuning (DIST + feature distillation from T--ET(tiny-bert), weight 4, tau 1; "
-                                     "feature weight 2, tau 0.1)")
+                                     "feature weight 1, tau 0.1)")
 
 
 def test_cached_teacher_outputs_equal_a_live_teacher_pass_and_are_not_recomputed(distillation, tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 touches only what it should, repeats exactly, resumes exactly, and `evaluate` reproduces
 the metrics the run recorded."""
 
+import copy
 import csv
 import json
 
@@ -249,3 +250,35 @@ def test_a_damaged_resumable_state_is_a_one_line_error(meld_dir, tiny_bert, tmp_
 
     with pytest.raises(RecognizeError, match=r"state: damaged resumable state \(KeyError: 'folder'\); --overwrite trains"):
         train(make_config(meld_dir, tiny_bert, tmp_path, epochs=2), resume=True)
+
+
+def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(meld_dir, tiny_bert, tmp_path, monkeypatch):
+    # frozen and cached: batches of feature rows, no dropout; 1,638 rows in batches of 8 make 205 batches (the last
+    # of 6), so windows of 3 end in one batch alone; every step must follow the mean loss over its window's rows
+    config = make_config(meld_dir, tiny_bert, tmp_path, mode="frozen", epochs=1, batch_size=8, grad_accum=3, dropout=0.0,
+                         grad_clip=0.0)
+    fed, windows = [], []
+    fit = engine.fit
+
+    def recording_fit(model, *args, **kwargs):
+        model.register_forward_pre_hook(lambda module, inputs: fed.append(inputs[0]))
+        step = torch.optim.AdamW.step
+
+        def recording_step(optimizer, *step_args, **step_kwargs):
+            head = model.head[1]
+            windows.append((copy.deepcopy(model).eval(), head.weight.grad.clone(), list(fed)))
+            fed.clear()
+            return step(optimizer, *step_args, **step_kwargs)
+
+        monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "fit", recording_fit)
+    train(config)
+
+    assert [len(batches) for _, _, batches in windows] == [3] * 68 + [1]
+    assert sum(len(b["labels"]) for _, _, batches in windows for b in batches) == len(load_split(meld_dir, "train"))
+    for model, gradient, batches in windows[:2] + windows[-2:]:
+        window = {key: torch.cat([b[key] for b in batches]) for key in ("T_features", "T_present", "labels")}
+        torch.nn.functional.cross_entropy(model(window), window["labels"]).backward()
+        assert torch.allclose(gradient, model.head[1].weight.grad, atol=1e-6)

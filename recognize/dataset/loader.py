@@ -124,8 +124,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Shuffled batches of rows of similar length.
 
     Each epoch: shuffle all rows, cut them into pools of `pool_batches` batches, sort each
-    pool by length, cut it into batches, shuffle the batches. The order depends only on
-    (seed, epoch), so a resumed run sees the batches an uninterrupted one would.
+    pool by length, cut it into batches, shuffle the batches; the one short batch (when the
+    rows do not fill the last) comes last, since accelerate deals batches out to several
+    processes in turns and expects only the last to be short (one in the middle made it
+    drop a turn's batches and repeat others). The order depends only on (seed, epoch), so
+    a resumed run sees the batches an uninterrupted one would.
     """
 
     def __init__(self, lengths: "list[float]", batch_size: int, seed: int, pool_batches: int = 50) -> None:
@@ -150,5 +153,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             pool = order[start:start + self.pool]
             pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
             batches += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
-        for i in rng.permutation(len(batches)):
-            yield batches[i]
+        full = [batch for batch in batches if len(batch) == self.batch_size]
+        for i in rng.permutation(len(full)):
+            yield full[i]
+        yield from (batch for batch in batches if len(batch) < self.batch_size)
