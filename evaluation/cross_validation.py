@@ -20,7 +20,7 @@ def main(argv: "list[str] | None" = None) -> None:
     parser.add_argument("--split", default="dev", choices=["train", "dev", "test"], help="the split to fold")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--modal", default="V")
-    parser.add_argument("--mode", default="frozen", choices=["full", "lora", "frozen"])
+    parser.add_argument("--mode", default="frozen", choices=["full", "lora", "frozen", "T", "L", "F"])
     parser.add_argument("--label-type", dest="task", default="emotion", choices=["emotion", "sentiment"])
     parser.add_argument("--text-model", default="sentence-transformers/all-mpnet-base-v2")
     parser.add_argument("--audio-model", default="facebook/wav2vec2-base")

@@ -23,12 +23,13 @@ def main() -> None:
     parser.add_argument("--data", help="MELD folder (default: each run's own)")
     args = parser.parse_args()
     for folder in finished_runs(args.root):
+        name = folder.relative_to(args.root)  # a seed-N folder, or a recipe's second stage, named in full
         try:
             metrics = evaluate(folder, split=args.split, data=args.data)
         except RecognizeError as error:
-            print(f"{folder.name}: skipped ({error})")
+            print(f"{name}: skipped ({error})")
             continue
-        print(f"{folder.name}: accuracy {100 * metrics['accuracy']:.2f}  weighted-F1 {100 * metrics['weighted_f1']:.2f}")
+        print(f"{name}: accuracy {100 * metrics['accuracy']:.2f}  weighted-F1 {100 * metrics['weighted_f1']:.2f}")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,9 @@ def evaluate_command(
     from recognize.seeds import run_label, seed_folders
 
     if not (checkpoint / CONFIG).is_file() and seed_folders(checkpoint):
+        if compare is not None:
+            raise RecognizeError(f"--compare: compares two single runs; {checkpoint} holds several seeds, "
+                                 f"give one of them, e.g. {seed_folders(checkpoint)[0]}")
         summary = evaluate_seeds(checkpoint, split=split, data=data, trust_remote_code=trust_remote_code)
         for seed, metrics in summary["per_seed"].items():
             console.print(escape(f"seed {seed}: acc {metrics['accuracy']:.2%}  wF1 {metrics['weighted_f1']:.2%}  "

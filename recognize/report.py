@@ -4,9 +4,10 @@ percent, as mean +- sample standard deviation over the setting's seeds with thei
 
 A folder under the scanned root is a run when it holds config.json; one that cannot be
 read as a finished run (no metrics.json yet, a foreign config.json, broken JSON, no
-scores for the split) is skipped with a warning, never a crash. A seed found in several
-folders of one setting on the same data (copies of a run) counts once, from the first folder
-in sorted order; the others are skipped with a warning."""
+scores for the split) is skipped with a warning, never a crash. Runs on other data (other
+CSVs, e.g. cross-validation folds) are other settings; a seed found in several folders of one
+setting (copies of a run) counts once, from the first folder in sorted order; the others are
+skipped with a warning."""
 
 import csv
 import io
@@ -59,9 +60,11 @@ class Run:
         }
 
     def setting_key(self) -> str:
-        """Equal for runs that differ only in seed (and where they were written)."""
+        """Equal for runs that differ only in seed (and where they were written): the same
+        CSVs under any path count as the same data (config.json's data fingerprint), so runs
+        on other data, such as cross-validation folds, are settings of their own."""
         fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
-        return json.dumps([fields, record_stages(self.record)], sort_keys=True)
+        return json.dumps([fields, record_stages(self.record), self.record.get("data_fingerprint")], sort_keys=True)
 
 
 @dataclass
@@ -131,13 +134,13 @@ def _json(path: Path) -> Any:
 
 def group_runs(runs: list[Run], warn: Callable[[str], None] = print) -> list[Row]:
     """One Row per setting, seeds in ascending order, settings in the order first seen. A
-    seed found in several folders of one setting on the same data (copies of a run) counts
-    once: the first folder in sorted order is kept, the others are reported through `warn`."""
+    seed found in several folders of one setting (copies of a run) counts once: the first
+    folder in sorted order is kept, the others are reported through `warn`."""
     rows: dict[str, Row] = {}
-    kept: dict[tuple[str, int, str], Path] = {}
-    copies: dict[tuple[str, int, str], list[Path]] = {}
+    kept: dict[tuple[str, int], Path] = {}
+    copies: dict[tuple[str, int], list[Path]] = {}
     for run in sorted(runs, key=lambda r: (r.experiment["seed"], r.folder)):
-        key = (run.setting_key(), run.experiment["seed"], run.experiment["data"])  # folds of a cross-validation differ in data
+        key = (run.setting_key(), run.experiment["seed"])
         if key in kept:
             copies.setdefault(key, []).append(run.folder)
             continue
@@ -147,8 +150,8 @@ def group_runs(runs: list[Run], warn: Callable[[str], None] = print) -> list[Row
         for score in SCORES:
             row.scores[score].append(run.scores[score])
     for key, folders in copies.items():
-        warn(f"skipped {', '.join(map(str, folders))}: seed {key[1]} of this setting on the same data is already "
-             f"counted from {kept[key]} (a seed counts once: its first folder in sorted order)")
+        warn(f"skipped {', '.join(map(str, folders))}: seed {key[1]} of this setting is already counted from "
+             f"{kept[key]} (a seed counts once: its first folder in sorted order)")
     return list(rows.values())
 
 

@@ -101,7 +101,7 @@ def test_report_counts_a_seed_copied_into_several_folders_once(checkpoints):
 
     assert result.exit_code == 0, result.output
     assert result.stdout == EXPECTED  # n 2, as without the copies
-    assert (f"warning: skipped {copies[0]}, {copies[1]}: seed 1 of this setting on the same data is already counted from {seed_1} "
+    assert (f"warning: skipped {copies[0]}, {copies[1]}: seed 1 of this setting is already counted from {seed_1} "
             "(a seed counts once: its first folder in sorted order)\n") in result.stderr
 
     rerun = checkpoints / "0-rerun" / "seed-1"  # first in sorted order: its scores count, the others' do not
@@ -110,7 +110,7 @@ def test_report_counts_a_seed_copied_into_several_folders_once(checkpoints):
     warnings = []
     rows = group_runs(find_runs(checkpoints, warn=lambda line: None), warn=warnings.append)
     assert (rows[0].seeds, rows[0].scores["accuracy"]) == ([1, 2], [0.7, 0.62])
-    assert warnings == [(f"skipped {seed_1}, {copies[0]}, {copies[1]}: seed 1 of this setting on the same data is already counted from "
+    assert warnings == [(f"skipped {seed_1}, {copies[0]}, {copies[1]}: seed 1 of this setting is already counted from "
                          f"{rerun} (a seed counts once: its first folder in sorted order)")]
 
 
@@ -150,3 +150,25 @@ def test_report_sort_by_an_unknown_column_is_refused(checkpoints):
     result = CliRunner().invoke(app, ["report", str(checkpoints), "--sort", "speed"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --sort: unknown column 'speed'; valid: modality,")
+
+
+def test_runs_on_other_csvs_are_another_setting_whatever_the_path_says(checkpoints):
+    setting = checkpoints / "T--ET(all-mpnet-base-v2)"
+
+    def set_data(folder: Path, data: str, fingerprint: str) -> None:
+        record = json.loads((folder / "config.json").read_text())
+        record["experiment"]["data"], record["data_fingerprint"] = data, fingerprint
+        (folder / "config.json").write_text(json.dumps(record))
+
+    set_data(setting / "seed-1", "/data/MELD", "a1b2")
+    set_data(setting / "seed-2", "/elsewhere/MELD-copy", "a1b2")  # the same CSVs at another path: the same setting
+    fold = checkpoints / "cv-dev-3" / "fold-0" / "T--ET(all-mpnet-base-v2)"
+    shutil.copytree(setting / "seed-1", fold)
+    set_data(fold, str(fold.parent / "data"), "f0f0")  # a fold's own CSVs, and seed 1 again
+
+    warnings = []
+    rows = group_runs(find_runs(checkpoints, warn=lambda line: None), warn=warnings.append)
+
+    full_tuning = [row for row in rows if row.setting["training"] == "Full Tuning"]
+    assert [row.seeds for row in full_tuning] == [[1, 2], [1]]  # the two seeds together, the fold alone
+    assert warnings == []  # the fold is not a copy of seed 1

@@ -175,6 +175,17 @@ def test_predict_reads_a_csv_with_only_an_audio_column(audio_run):
         assert row["prediction"] == max(alone, key=alone.get)
 
 
+def test_predict_leaves_alone_a_csv_column_the_model_does_not_read(audio_run):
+    folder, inputs = audio_run
+    (inputs / "meld-like.csv").write_text("Utterance,Audio\nOh my God!,clips/dia1_utt0.flac\n")
+
+    table = predict_file(folder, inputs / "meld-like.csv")
+
+    assert table["Utterance"].tolist() == ["Oh my God!"]
+    alone = predict_utterance(folder, audio=str(inputs / "clips" / "dia1_utt0.flac"))
+    assert {name: float(table[f"p_{name}"][0]) for name in alone} == pytest.approx(alone, abs=2e-6)
+
+
 @pytest.mark.parametrize("lines, message", [
     (["Audio"], "--input {csv}: no data rows, only the header"),
     (["Audio,Speaker", "clips/dia1_utt0.flac,Joey", ",Ross"], "{csv}: row 2: column Audio: empty"),
