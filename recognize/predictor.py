@@ -56,8 +56,9 @@ def predict_file(folder: "str | Path", path: "str | Path", trust_remote_code: bo
     if raw.empty:
         raise RecognizeError(f"--input {path}: no data rows, only the header")
     raw = raw.iloc[_dialogue_order(raw, path)]
-    wanted = read_checkpoint_config(folder)[0].modalities  # a column the model does not read (MELD's Utterance
-    given = {m for m, column in INPUT_COLUMNS.items() if column in raw.columns and m in wanted}  # for an A model) is kept as is
+    # a column the model does not read (MELD's Utterance, for an audio model) is passed through as it is
+    wanted = read_checkpoint_config(folder)[0].modalities
+    given = {m for m, column in INPUT_COLUMNS.items() if column in raw.columns and m in wanted}
     rows = pd.DataFrame({
         "dialogue_id": raw["Dialogue_ID"].astype(str) if "Dialogue_ID" in raw.columns else "0",
         "speaker": raw["Speaker"].fillna("").astype(str).map(repair_text) if "Speaker" in raw.columns else "",
