@@ -178,6 +178,8 @@ def test_unknown_label_names_file_row_and_value(tmp_path: Path, column: str, val
     ("d1", 0, "Dialogue_ID 'd1' is not an integer"),
     ("1.5", 0, "Dialogue_ID '1.5' is not an integer"),
     (1, "first", "Utterance_ID 'first' is not an integer"),
+    ("-3", 0, "Dialogue_ID '-3' is out of range (0 to 2147483647)"),
+    (1, "1e20", "Utterance_ID '1e20' is out of range (0 to 2147483647)"),  # would wrap around in int64
 ])
 def test_non_integer_id_names_file_row_and_value(tmp_path: Path, dialogue: str, utterance_id: str, expected: str) -> None:
     path = write_split(tmp_path, "dev", [utterance(0, 0), utterance(dialogue, utterance_id)])

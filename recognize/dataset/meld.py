@@ -127,6 +127,11 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
         raise RecognizeError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
 
 
+MAX_ID = 2**31 - 1
+"""The largest Dialogue_ID / Utterance_ID accepted (MELD's are below 1,100): larger values,
+like negative ones, are typos, and past 2^63 they would wrap around silently."""
+
+
 def integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """`column` as int64, or an error naming the first row whose value is not an integer."""
     text = raw[column].fillna("").str.strip()
@@ -135,6 +140,10 @@ def integer_column(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise RecognizeError(f"{path}: row {row + 1}: {column} '{text.iloc[row]}' is not an integer")
+    outside = (values < 0) | (values > MAX_ID)
+    if outside.any():
+        row = int(np.flatnonzero(outside.to_numpy())[0])
+        raise RecognizeError(f"{path}: row {row + 1}: {column} '{text.iloc[row]}' is out of range (0 to {MAX_ID})")
     return values.astype(np.int64)
 
 
