@@ -10,7 +10,7 @@ import soundfile
 import torch
 from transformers import ASTFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 
-from recognize.dataset.audio import AudioFeatures, read_waveform
+from recognize.dataset.audio import AudioFeatures, read_waveform, resample
 from recognize.errors import MediaError, RecognizeError
 
 
@@ -62,6 +62,17 @@ def test_crop_to_max_seconds(tmp_path: Path, source_rate: int, max_seconds: floa
     assert len(wave) == expected
     if source_rate == 16000:
         np.testing.assert_allclose(wave, samples[:expected], atol=1 / 32768)  # the start is kept
+
+
+@pytest.mark.parametrize("source_rate", [8000, 22050, 44100])
+def test_a_cropped_clip_at_another_rate_ends_as_the_whole_file_resampled_would(tmp_path: Path, source_rate: int) -> None:
+    samples = (0.3 * np.random.default_rng(0).standard_normal(3 * source_rate)).astype(np.float32)
+    path = write_audio(tmp_path / "long.wav", samples, source_rate)
+    whole = resample(soundfile.read(path, dtype="float32")[0], source_rate, 16000)
+
+    wave = read_waveform(path, 16000, 1.234)
+
+    np.testing.assert_allclose(wave, whole[:len(wave)], atol=1e-5)  # the last samples too: no fade where the read stopped
 
 
 def test_missing_file(tmp_path: Path) -> None:

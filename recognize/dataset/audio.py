@@ -40,13 +40,24 @@ def read_waveform(path: "str | Path", rate: int, max_seconds: float) -> np.ndarr
     try:
         with soundfile.SoundFile(path) as handle:
             source_rate = handle.samplerate
-            samples = handle.read(frames=int(np.ceil(max_seconds * source_rate)), dtype="float32", always_2d=True)
+            frames = int(np.ceil(max_seconds * source_rate)) + _filter_reach(source_rate, rate)
+            samples = handle.read(frames=frames, dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError) as error:
         raise MediaError(f"{path}: cannot read audio ({first_line(error)})") from None
     if len(samples) == 0:
         raise MediaError(f"{path}: audio file holds no samples")
     wave = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     return resample(wave, source_rate, rate)[:limit]
+
+
+def _filter_reach(source_rate: int, rate: int) -> int:
+    """Source samples past the crop that `resample_poly`'s filter reads (its half-length of
+    10 taps per phase, in source samples): read with the crop, the last output samples are
+    the same as those of the whole file resampled, instead of fading towards zero."""
+    if source_rate == rate:
+        return 0
+    ratio = Fraction(rate, source_rate)
+    return int(np.ceil(10 * max(ratio.numerator, ratio.denominator) / ratio.numerator)) + 1
 
 
 def minimum_samples(model_config) -> int:
