@@ -18,6 +18,7 @@ from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
 from recognize.dataset.media import MEDIA_FOLDER
 from recognize.dataset.meld import SPLITS, csv_path, read_raw_csv
+from recognize.dataset.prepare import link_to
 from recognize.errors import RecognizeError
 from recognize.run import train
 
@@ -55,10 +56,8 @@ def write_fold(source: Path, split: str, raw: pd.DataFrame, parts: dict[str, np.
         origin = source / media / split
         if origin.is_dir():
             for part in SPLITS:
-                link = folder / media / part
-                link.parent.mkdir(exist_ok=True)
-                if not link.exists():
-                    link.symlink_to(origin.resolve(), target_is_directory=True)
+                (folder / media).mkdir(exist_ok=True)
+                link_to(origin, folder / media / part)  # re-pointed when an earlier run linked another data folder
     return folder
 
 
@@ -69,6 +68,9 @@ def cross_validate(config: ExperimentConfig, split: str = "dev", folds: int = 10
     path = csv_path(source, split)
     if not path.is_file():
         raise RecognizeError(f"{path}: CSV not found in the data folder")
+    if folds < 3:
+        raise RecognizeError(f"--folds: cross-validation needs at least 3 (a fold tests, the next picks the best epoch, "
+                             f"the rest train), got {folds}")
     raw = read_raw_csv(path)
     if "Dialogue_ID" not in raw.columns:
         raise RecognizeError(f"{path}: missing column Dialogue_ID")

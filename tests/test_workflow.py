@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from recognize import ExperimentConfig, RecognizeError, evaluate, train
 from recognize.cli import app
 from recognize.compare import paired_bootstrap, weighted_f1
-from recognize.crossval import dialogue_folds
+from recognize.crossval import cross_validate, dialogue_folds, write_fold
 from recognize.dataset.meld import load_split, read_raw_csv
 from recognize.dataset.synthetic import write_joint_meld
 from recognize.plots import row_normalised
@@ -242,6 +243,20 @@ def test_folds_never_share_a_dialogue_and_cover_the_split_once(meld_dir, folds):
     assert [p.tolist() for p in dialogue_folds(dialogues, folds, seed=3)] == [p.tolist() for p in parts]
     with pytest.raises(RecognizeError, match="--folds: must be between 2 and"):
         dialogue_folds(dialogues, 1)
+
+
+def test_fold_folders_link_the_media_of_the_data_they_were_written_from_last(tmp_path):
+    raw = pd.DataFrame({"Dialogue_ID": ["1", "2", "3"], "Utterance": ["a", "b", "c"]})
+    parts = {"train": np.array([0]), "dev": np.array([1]), "test": np.array([2])}
+    for name in ("MELD-A", "MELD-B"):
+        (tmp_path / name / "videos" / "dev").mkdir(parents=True)
+        fold = write_fold(tmp_path / name, "dev", raw, parts, tmp_path / "cv-dev-3" / "fold-0" / "data")
+    assert {(fold / "videos" / part).resolve() for part in ("train", "dev", "test")} == {tmp_path / "MELD-B" / "videos" / "dev"}
+
+
+def test_cross_validation_needs_three_folds(meld_dir, tmp_path):
+    with pytest.raises(RecognizeError, match=r"--folds: cross-validation needs at least 3 .*, got 2"):
+        cross_validate(ExperimentConfig(data=str(meld_dir), output_dir=str(tmp_path)), split="dev", folds=2)
 
 
 def test_cross_validation_script_trains_each_fold_and_summarises_them(meld_dir, tiny_bert, tmp_path, capsys):

@@ -114,7 +114,7 @@ def prepare(source: "str | Path", output: "str | Path | None" = None, workers: i
     removed = _make_folders(output)
     for split, plan in plans.items():
         for name, clip in plan.clips.items():
-            link_video(clip, output / VIDEOS / split / f"{name}.mp4")
+            link_to(clip, output / VIDEOS / split / f"{name}.mp4")
     jobs = [((split, name), clip, output / AUDIOS / split / f"{name}.flac")
             for split, plan in plans.items() for name, clip in plan.clips.items()]
     outcomes = _extract_all(jobs, workers, max_seconds)
@@ -182,11 +182,12 @@ def _make_folders(output: Path) -> int:
     return sum(map(remove_leftovers, folders))
 
 
-def link_video(clip: Path, link: Path) -> None:
-    """Make `link` a symbolic link to the absolute, resolved path of `clip`, atomically. A
-    link that already points there is left alone, and so is a regular file at `link` (the
-    clip itself when preparing in place)."""
-    target = clip.resolve()
+def link_to(origin: Path, link: Path) -> None:
+    """Make `link` a symbolic link to the absolute, resolved path of `origin` (a clip or a
+    folder), atomically; a link pointing elsewhere is re-pointed. A link that already points
+    there is left alone, and so is a real file or folder at `link` (the clip itself when
+    preparing in place)."""
+    target = origin.resolve()
     if link.is_symlink() and link.resolve() == target or link.exists() and not link.is_symlink():
         return
     temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
