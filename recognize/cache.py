@@ -41,6 +41,7 @@ from recognize.checkpoint import atomic_write
 from recognize.dataset.loader import UtteranceDataset
 from recognize.config import ExperimentConfig, backbone_name
 from recognize.dataset.meld import csv_path
+from recognize.digest import tensors_digest
 from recognize.engine import process_state
 from recognize.errors import RecognizeError
 
@@ -55,12 +56,7 @@ def cache_root(configured: str = "") -> Path:
 
 def weights_digest(module: nn.Module) -> str:
     """A digest of every tensor of `module` (names, shapes, dtypes and bytes)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return digest.hexdigest()
+    return tensors_digest(module.state_dict())
 
 
 def file_digest(path: Path) -> str:

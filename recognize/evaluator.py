@@ -17,6 +17,7 @@ from recognize.engine import predict_loader, process_state
 from recognize.errors import RecognizeError, first_line
 from recognize.lineage import record_stages
 from recognize.metrics import classification_metrics
+from recognize.model.modes import unstored_digest
 from recognize.seeds import aggregate, run_label, seed_folders, seed_of
 
 
@@ -41,6 +42,11 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
         raise RecognizeError(f"{folder / ckpt.WEIGHTS}: does not fit the model its config.json builds ({reason})") from None
     if unexpected:
         raise RecognizeError(f"{folder / ckpt.WEIGHTS}: {len(unexpected)} tensors do not fit the model, e.g. {unexpected[0]}")
+    recorded = record.get("unstored_weights")  # absent in checkpoints written before 2026-11-27
+    if recorded is not None and unstored_digest(built.model, set(weights)) != recorded:
+        backbones = ", ".join(config.model_id(m) for m in config.modalities)
+        raise RecognizeError(f"{folder}: the weights it takes from {backbones} (those its model.safetensors does not "
+                             "hold) are not the ones it was trained with; the backbone folder or hub model changed")
     trained = {name for name, p in built.model.named_parameters() if p.requires_grad}
     absent = sorted(trained - set(weights))
     if absent:

@@ -18,7 +18,7 @@ from recognize.errors import RecognizeError
 from recognize.evaluator import score
 from recognize.init_from import lineage_entries, load_source
 from recognize.labels import LABELS
-from recognize.model.modes import checkpoint_state
+from recognize.model.modes import checkpoint_state, unstored_digest
 from recognize.objective import make_objective
 from recognize.seeds import AGGREGATE, aggregate, seed_member
 from recognize.teacher import aligned_columns, check_teacher, distillation_record, teacher_outputs
@@ -70,7 +70,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         distributed.print(f"distilling {outputs.record['run_name']} ({config.distill}, weight {config.distill_weight}, "
                           f"temperature {config.temperature}{feature}); its outputs: {outputs.entry}")
     if distributed.is_main_process and not resume_from_state:
-        extra.update(data_fingerprint=data_fingerprint(config.data), parameters=_parameter_counts(built.model))
+        extra.update(data_fingerprint=data_fingerprint(config.data), parameters=_parameter_counts(built.model),
+                     unstored_weights=unstored_digest(built.model, set(checkpoint_state(built.model))))
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))
     distributed.wait_for_everyone()
 

@@ -237,6 +237,19 @@ def test_a_checkpoint_never_turns_on_remote_code_by_itself(meld_dir, tmp_path, t
     assert not marker.exists()
 
 
+def test_a_checkpoint_refuses_a_backbone_folder_whose_weights_changed_where_it_relies_on_them(meld_dir, tmp_path):
+    backbone = write_tiny_bert(tmp_path / "bert", vocabulary(), seed=0)
+    runs = {mode: train(ExperimentConfig(data=str(meld_dir), text_model=str(backbone), mode=mode, epochs=1,
+                                         output_dir=str(tmp_path / "ck"))) for mode in ("frozen", "full")}
+    write_tiny_bert(backbone, vocabulary(), seed=1)  # the same architecture, retrained in place: other weights
+
+    assert error_line("eval", runs["frozen"]) == (  # a frozen run's backbone weights come from the folder
+        f"error: {runs['frozen']}: the weights it takes from {backbone} (those its model.safetensors does not hold) "
+        "are not the ones it was trained with; the backbone folder or hub model changed")
+    result = CliRunner().invoke(app, ["eval", str(runs["full"])])  # full tuning stored every weight it uses
+    assert result.exit_code == 0, result.output
+
+
 def test_weights_that_no_longer_fit_the_backbone_are_a_one_line_error(meld_dir, tmp_path, tiny_bert):
     run_dir = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), epochs=1, output_dir=str(tmp_path / "ck")))
     wider = write_tiny_bert(tmp_path / "wider-bert", vocabulary(), hidden=64)

@@ -7,6 +7,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
+from recognize.digest import tensors_digest
 from recognize.errors import RecognizeError
 from recognize.model.classifier import EmotionModel
 
@@ -66,6 +67,13 @@ def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
         name: p.detach() for name, p in model.named_parameters()
         if p.requires_grad or getattr(p, INITIALISED_FLAG, False)
     }
+
+
+def unstored_digest(model: nn.Module, stored: "set[str]") -> str:
+    """A digest of the tensors of `model` that a checkpoint holding `stored` lacks: the frozen
+    backbone, a speech model's CNN, buffers. They come from the backbone folders when the
+    checkpoint loads, and its results hold only with the same ones."""
+    return tensors_digest({name: tensor for name, tensor in model.state_dict().items() if name not in stored})
 
 
 def mark_initialised(model: nn.Module, names: "set[str] | list[str]") -> None:
