@@ -4,6 +4,7 @@ configs and loaded through `from_pretrained`: the pooled vector equals a direct 
 takes a mask, LoRA finds each architecture's query/value projections, and no backbone's
 attention may use cuDNN's kernel (text encoders too)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig,
 
 from recognize.dataset.audio import AudioFeatures, minimum_samples
 from recognize.dataset.video import VideoFrames
+from recognize.errors import RecognizeError
 from recognize.model.classifier import EmotionModel
-from recognize.model.encoders import AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer
+from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer,
+                                      resolve_pooling)
 from recognize.model.modes import apply_mode
 from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_video_processor
 
@@ -221,3 +224,29 @@ def test_backbones_attend_without_cudnn_which_builds_a_plan_per_batch_shape(tmp_
     assert len(calls) == encoder.backbone.config.num_hidden_layers  # every layer's attention went through SDPA
     assert set(calls) == {(False, True, True, True)}
     assert torch.backends.cuda.cudnn_sdp_enabled()  # restored afterwards
+
+
+@pytest.mark.parametrize("pooling, expected", [
+    ({"pooling_mode_mean_tokens": True}, "mean"),
+    ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, "cls"),
+    ({"pooling_mode_max_tokens": True, "pooling_mode_mean_tokens": False}, "error"),
+])
+def test_auto_pooling_follows_a_sentence_transformers_folder_and_refuses_what_it_lacks(tmp_path, pooling, expected):
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    if expected == "error":
+        with pytest.raises(RecognizeError, match=r"--pooling auto: .* pools by max_tokens .*pass --pooling mean or --pooling cls"):
+            resolve_pooling(str(tmp_path), "bert", "auto")
+    else:
+        assert resolve_pooling(str(tmp_path), "bert", "auto") == expected
+    assert resolve_pooling(str(tmp_path), "bert", "mean") == "mean"  # asked for: no folder is read
+
+
+@pytest.mark.parametrize("model_id, model_type, expected", [
+    ("sentence-transformers/all-mpnet-base-v2", "mpnet", "mean"),
+    ("bert-base-uncased", "bert", "cls"),
+    ("roberta-base", "roberta", "cls"),
+    ("some-org/gpt-like", "gpt2", "mean"),
+])
+def test_auto_pooling_without_a_folder_goes_by_id_and_model_type(model_id, model_type, expected):
+    assert resolve_pooling(model_id, model_type, "auto") == expected

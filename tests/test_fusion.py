@@ -91,6 +91,19 @@ def test_lmf_at_full_rank_reproduces_tfn_exactly(modalities):
     assert torch.allclose(lmf(projected), tfn(raw), atol=1e-10)
 
 
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_tfn_fuses_an_absent_modality_as_its_constant_slice_alone(modalities):
+    torch.manual_seed(2)
+    tfn = TFN([8] * modalities, 3, projection=4).double()
+    raw = vectors([8] * modalities, batch=4)
+    present = [None] * (modalities - 1) + [torch.tensor([True, False, True, False])]
+    projected = [project(z) for project, z in zip(tfn.projections, raw)]
+    projected[-1] = projected[-1] * torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64).unsqueeze(-1)
+    assert torch.allclose(tfn(raw, present), tfn.fuse(projected), atol=1e-12)  # (0, ..., 0, 1) for rows 1 and 3
+    changed = [*raw[:-1], raw[-1] + 5.0]
+    assert torch.allclose(tfn(changed, present)[1::2], tfn(raw, present)[1::2], atol=1e-12)  # whatever the vector held
+
+
 def attention_by_hand(fusion: TextLedAttention, zs: list[torch.Tensor], row: int, keys: list[int]) -> torch.Tensor:
     """TextLedAttention's output for one row, written out: layer-normalised projections,
     the lead's query against the keys of the modalities in `keys`, a softmax per head, the

@@ -79,6 +79,10 @@ def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
             return "mean"
         if settings.get("pooling_mode_cls_token"):
             return "cls"
+        other = sorted(key[len("pooling_mode_"):] for key, value in settings.items() if key.startswith("pooling_mode_") and value)
+        if other:
+            raise RecognizeError(f"--pooling auto: {model_id} pools by {', '.join(other)} ({pooling_config}), which this "
+                                 "toolkit does not offer; pass --pooling mean or --pooling cls")
     if model_id.startswith("sentence-transformers/"):
         return "mean"
     return "cls" if model_type in CLS_POOLED_TYPES else "mean"

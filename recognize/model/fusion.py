@@ -52,7 +52,8 @@ class TFN(nn.Module):
     layer and ReLU to `projection` values (the paper's modality subnetworks; the outer
     product of three 768-wide vectors would hold 455 million values), then the outer product
     of the 1-appended projections, flattened (row-major, first modality slowest), is mapped
-    linearly to `output_size`. `rank` is unused."""
+    linearly to `output_size`; an absent modality's projection is zero, so its extended
+    vector is (0, ..., 0, 1). `rank` is unused."""
 
     def __init__(self, input_sizes: list[int], output_size: int, rank: int = 0, projection: int = 32) -> None:
         super().__init__()
@@ -61,7 +62,10 @@ class TFN(nn.Module):
         self.output_size = output_size
 
     def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
-        return self.fuse([project(vector) for project, vector in zip(self.projections, vectors)])
+        projected = [project(vector) for project, vector in zip(self.projections, vectors)]
+        if present is not None:  # an absent modality's projection is zero too (its bias would pass the ReLU)
+            projected = [z if mask is None else z * mask.to(z.dtype).unsqueeze(-1) for z, mask in zip(projected, present)]
+        return self.fuse(projected)
 
     def fuse(self, projected: list[torch.Tensor]) -> torch.Tensor:
         """The linear map of the outer product of the 1-appended `projected` vectors."""

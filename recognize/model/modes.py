@@ -1,7 +1,7 @@
-"""The three training modes: full tuning (everything trains, except a speech encoder's
-convolutional feature encoder, frozen as in Hugging Face's own wav2vec2 fine-tuning), LoRA
-(peft adapters on the backbones' attention projections, plus the head), frozen backbones
-(the head alone)."""
+"""The three training modes: full tuning (everything trains, except a wav2vec2-family speech
+encoder's convolutional feature encoder, frozen as in Hugging Face's own wav2vec2
+fine-tuning; Whisper's convolutions train), LoRA (peft adapters on the backbones' attention
+projections, plus the fusion and the head), frozen backbones (the fusion and the head)."""
 
 import torch
 from peft import LoraConfig, get_peft_model
