@@ -2,8 +2,9 @@
 
 A prepared MELD folder keeps `audios/{split}/dia{D}_utt{U}.flac` and
 `videos/{split}/dia{D}_utt{U}.mp4` beside the CSVs. Before a run, every clip a split
-needs is probed (its header opened, not decoded): a missing or unreadable clip is found
-then, not half-way through an epoch.
+needs is probed (its header opened, a flac's last sample read, an mp4's top-level boxes
+checked to lie within the file; nothing decoded): a missing, unreadable or truncated clip
+is found then, not half-way through an epoch.
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import soundfile
 
 MEDIA_FOLDER: dict[str, tuple[str, str]] = {"A": ("audios", "flac"), "V": ("videos", "mp4")}
 """Modality -> (folder beside the CSVs, file extension)."""
+MP4_SUFFIXES: frozenset[str] = frozenset({".mp4", ".m4v", ".mov"})
+"""Files laid out as ISO base media boxes, which `mp4_complete` can check."""
 
 
 @dataclass
@@ -81,9 +84,6 @@ def _video_ok(path: Path) -> Optional[float]:
     except (av.FFmpegError, OSError):
         return None
 
-
-MP4_SUFFIXES: frozenset[str] = frozenset({".mp4", ".m4v", ".mov"})
-"""Files laid out as ISO base media boxes, which `mp4_complete` can check."""
 
 
 def mp4_complete(path: Path) -> bool:
