@@ -151,6 +151,23 @@ def test_attention_fusion_matches_a_direct_computation_and_ignores_absent_modali
     assert fusion([z[:1] for z in zs], [p if p is None else p[:1] for p in present]).shape == (1, 8)
 
 
+def test_attention_fusion_row_without_its_lead_attends_to_the_others():
+    """A+V: rows 1 and 3 lack audio (the lead, zero vectors as the classifier sends them),
+    row 3 lacks video too. Row 1 attends to its video alone; row 3, having nothing, attends
+    to the lead's constant projection."""
+    torch.manual_seed(0)
+    fusion = TextLedAttention([6, 5], 8).double().eval()
+    zs = vectors([6, 5])
+    zs[0][[1, 3]] = 0.0
+    zs[1][3] = 0.0
+    present = [torch.tensor([True, False, True, False, True]), torch.tensor([True, True, True, False, True])]
+    fused = fusion(zs, present)
+    keys = {0: [0, 1], 1: [1], 2: [0, 1], 3: [0], 4: [0, 1]}
+    for row, row_keys in keys.items():
+        assert torch.allclose(fused[row], attention_by_hand(fusion, zs, row, row_keys), atol=1e-12)
+    assert not torch.allclose(fused[1], attention_by_hand(fusion, zs, 1, [0, 1]), atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def joint_runs(tmp_path_factory, tiny_bert) -> dict:
     """Frozen-backbone runs on data whose label is the exclusive or of a text cue and a tone:

@@ -6,7 +6,8 @@ vectors and, per modality, which rows have it (`present`, (B,) booleans, or None
 A modality missing from a row arrives as a zero vector (see `classifier.py`). In LMF and
 TFN its 1-appended vector is then (0, ..., 0, 1): the modality contributes only its
 constant factor row, the same for every row without it, so the others decide. The
-attention fusion leaves it out of the keys it attends to.
+attention fusion leaves it out of the keys it attends to (the lead too, unless the row has
+nothing else).
 """
 
 from typing import Optional
@@ -97,7 +98,8 @@ class TextLedAttention(nn.Module):
     representation. Each vector is projected to `output_size` and layer-normalised (p_m);
     the lead's projection queries all of them with multi-head attention (4 heads, or 1 when
     `output_size` is not a multiple of 4), rows lacking a non-lead modality not attending to
-    it; a gate decides per dimension how far the attended context c shifts the lead:
+    it (a row lacking the lead attends to the others it has); a gate decides per
+    dimension how far the attended context c shifts the lead:
     h = p_lead + sigmoid(W_g [p_lead; c]) * c, and the output is ReLU(W_o h). `rank` is unused."""
 
     def __init__(self, input_sizes: list[int], output_size: int, rank: int = 0) -> None:
@@ -121,16 +123,18 @@ class TextLedAttention(nn.Module):
 
     @staticmethod
     def ignored_keys(tokens: torch.Tensor, present: Presence) -> Optional[torch.Tensor]:
-        """(B, M) True where a row lacks a modality, never for the lead (so every row attends
-        to something), or None when every row has every modality."""
-        if present is None or all(p is None for p in present[1:]):
+        """(B, M) True where a row lacks a modality, or None when every row has every
+        modality. A row lacking its lead still queries with the lead's (constant) projection
+        but attends to the other modalities it has; a row lacking all of them attends to the
+        lead, so every row attends to something."""
+        if present is None or all(p is None for p in present):
             return None
         ignored = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        for index, rows in enumerate(present[1:], start=1):
+        for index, rows in enumerate(present):
             if rows is not None:
                 ignored[:, index] = ~rows.to(device=tokens.device, dtype=torch.bool)
+        ignored[:, 0] &= ~ignored[:, 1:].all(dim=1)
         return ignored
-
 
 FUSIONS: dict[str, type[nn.Module]] = {"lmf": LMF, "tfn": TFN, "concat": Concat, "attention": TextLedAttention}
 """`--fusion` name -> fusion class."""
