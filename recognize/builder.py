@@ -53,11 +53,13 @@ class Built:
 
 @dataclass
 class SplitData:
-    """A split ready for a DataLoader, and what its media index found missing."""
+    """A split ready for a DataLoader, what its media index found missing, and per media
+    modality which of its rows the index found a usable clip for."""
 
     dataset: UtteranceDataset
     rows: pd.DataFrame
     media_report: dict[str, Any] = field(default_factory=dict)
+    indexed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 MODEL_FLAGS = {"T": "--text-model", "A": "--audio-model", "V": "--video-model"}
@@ -141,9 +143,10 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
     rows = load_rows(config, split) if rows is None else rows
     indexes = {m: index_media(config.data, split, rows, m) for m in config.modalities if m in MEDIA_MODALITIES}
     report: dict[str, Any] = {m: index.summary() for m, index in indexes.items()}
+    indexed = {m: np.array([path is not None for path in index.paths], dtype=bool) for m, index in indexes.items()}
     absent = np.zeros(len(rows), dtype=bool)  # rows missing the clip of at least one modality
-    for index in indexes.values():
-        absent |= np.array([path is None for path in index.paths], dtype=bool)
+    for usable in indexed.values():
+        absent |= ~usable
     keep = ~absent if training and config.missing_media == "skip" else np.ones(len(rows), dtype=bool)
     if indexes:
         report["rows_skipped"] = int((~keep).sum())
@@ -161,13 +164,15 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
                                   loader_for=lambda view: eval_loader(config, built, view))
     if not keep.all():
         dataset, rows = dataset.subset(np.flatnonzero(keep)), rows[keep].reset_index(drop=True)
-    return SplitData(dataset, rows, report)
+        indexed = {m: usable[keep] for m, usable in indexed.items()}
+    return SplitData(dataset, rows, report, indexed)
 
 
 def media_note(report: dict[str, Any]) -> str:
     """One line on a split's missing and unreadable clips and what became of their rows ("" if none)."""
-    parts = [f"{m}: {r['missing']} missing, {r['unreadable']} unreadable clips" for m, r in report.items()
-             if isinstance(r, dict) and (r["missing"] or r["unreadable"])]
+    parts = [f"{m}: {r['missing']} missing, {r['unreadable']} unreadable clips"
+             + (f", {r['failed_on_read']} failed to decode" if r.get("failed_on_read") else "")
+             for m, r in report.items() if isinstance(r, dict) and (r["missing"] or r["unreadable"] or r.get("failed_on_read"))]
     if not parts:
         return ""
     return f"{'; '.join(parts)} ({report['rows_skipped']} rows skipped, {report['rows_zero_filled']} zero-filled and masked)"

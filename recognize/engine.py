@@ -224,29 +224,40 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
 
 def _labels_and_predictions(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:
     """True labels and argmax predictions over `data`, gathered from every process."""
-    _, logits, labels = predict(model, data, accelerator)
-    return labels, logits.argmax(-1)
+    outputs = predict(model, data, accelerator)
+    return outputs.labels, outputs.logits.argmax(-1)
 
 
-def predict(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices, logits (float32) and labels over `data`, gathered and put in row order
-    (batches may come in any order). Inference mode: no autograd bookkeeping at all."""
+@dataclass
+class Predictions:
+    """A model's outputs over a split, in row order: logits (float32), true labels, and per
+    media modality which rows had their clip (False: missing, or it failed to decode)."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    present: dict[str, np.ndarray]
+
+
+def predict(model, data: DataLoader, accelerator: Accelerator) -> Predictions:
+    """The model's outputs over `data`, gathered and put in row order (batches may come in
+    any order). Inference mode: no autograd bookkeeping at all."""
     model.eval()
-    indices, all_logits, all_labels = [], [], []
+    gathered: dict[str, list[torch.Tensor]] = {}
     with torch.inference_mode():
         for batch in data:
             with accelerator.autocast():
                 logits = model(batch)
-            index, logits, labels = accelerator.gather_for_metrics((batch["index"], logits.float(), batch["labels"]))
-            indices.append(index.cpu())
-            all_logits.append(logits.cpu())
-            all_labels.append(labels.cpu())
-    index = torch.cat(indices).numpy()
-    order = np.argsort(index, kind="stable")
-    return index[order], torch.cat(all_logits).numpy()[order], torch.cat(all_labels).numpy()[order]
+            outputs = {"index": batch["index"], "logits": logits.float(), "labels": batch["labels"],
+                       **{key: batch[key].to(torch.uint8) for key in batch if key.endswith("_present")}}
+            for key, tensor in accelerator.gather_for_metrics(outputs).items():
+                gathered.setdefault(key, []).append(tensor.cpu())
+    columns = {key: torch.cat(parts).numpy() for key, parts in gathered.items()}
+    order = np.argsort(columns["index"], kind="stable")
+    present = {key.removesuffix("_present"): columns[key][order].astype(bool) for key in columns if key.endswith("_present")}
+    return Predictions(columns["logits"][order], columns["labels"][order], present)
 
 
-def predict_loader(model: torch.nn.Module, loader: DataLoader, precision: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_loader(model: torch.nn.Module, loader: DataLoader, precision: str) -> Predictions:
     """`predict` outside training: only the loader is prepared (sharded across processes);
     the model needs no DDP wrapper where nothing trains, and `predict` applies autocast."""
     accelerator = make_accelerator(precision)

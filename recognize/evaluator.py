@@ -13,6 +13,7 @@ import torch
 from recognize import checkpoint as ckpt
 from recognize.builder import Built, SplitData, build_model, eval_loader, make_split
 from recognize.config import ExperimentConfig
+from recognize.dataset.media import clip_name
 from recognize.engine import predict_loader, process_state
 from recognize.errors import RecognizeError, first_line
 from recognize.lineage import record_stages
@@ -106,9 +107,28 @@ def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str
 
 
 def score(config: ExperimentConfig, built: Built, data: SplitData, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Logits (row order) and metrics of `built`'s model on a preprocessed split."""
-    _, logits, labels = predict_loader(built.model, eval_loader(config, built, data.dataset), config.precision)
-    return logits, classification_metrics(labels, logits.argmax(-1), names)
+    """Logits (row order) and metrics of `built`'s model on a preprocessed split; clips
+    that failed to decode when read are added to the split's `media_report`."""
+    outputs = predict_loader(built.model, eval_loader(config, built, data.dataset), config.precision)
+    report_read_failures(data, outputs.present)
+    return outputs.logits, classification_metrics(outputs.labels, outputs.logits.argmax(-1), names)
+
+
+def report_read_failures(data: SplitData, present: dict[str, np.ndarray]) -> None:
+    """Count in `data.media_report` the clips its index found usable but that failed to
+    decode when read (their rows were zero-filled, and a warning said so): per modality
+    `failed_on_read` and their names among the examples, and the rows zero-filled in all."""
+    if not data.indexed:
+        return
+    names = [clip_name(d, u) for d, u in zip(data.rows["dialogue_id"], data.rows["utterance_id"])]
+    absent = np.zeros(len(names), dtype=bool)
+    for modality, usable in data.indexed.items():
+        failed = [names[i] for i in np.flatnonzero(usable & ~present[modality])]
+        report = data.media_report[modality]
+        report["failed_on_read"] = len(failed)
+        report["examples"] = (report["examples"] + failed)[:20]
+        absent |= ~present[modality]
+    data.media_report["rows_zero_filled"] = int(absent.sum())
 
 
 def prediction_rows(rows: pd.DataFrame, logits: np.ndarray, names: list[str], task: str) -> list[dict[str, Any]]:

@@ -124,7 +124,7 @@ def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, li
              for m in ("A", "V") if m in wanted}
     dataset = UtteranceDataset(np.zeros(len(rows), dtype=int), text=text, media=media)
     config.workers = 0  # clips are read here, so that a bad one fails with its own one-line error
-    _, logits, _ = predict_loader(built.model, eval_loader(config, built, dataset), config.precision)
+    logits = predict_loader(built.model, eval_loader(config, built, dataset), config.precision).logits
     return list(record["labels"]), torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 

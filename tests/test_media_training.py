@@ -5,6 +5,7 @@ unreadable clips are skipped or zero-filled and masked, and counted."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -111,7 +112,8 @@ def test_metrics_count_the_rows_each_split_lost_or_zero_filled(runs, media_meld,
         "train": {modality: {"missing": missing_in_train, "unreadable": unreadable_in_train, "examples": train_examples},
                   "rows_skipped": len(lost_in_train), "rows_zero_filled": 0},
         "dev": {modality: {"missing": 1, "unreadable": 0, "examples": cases["missing"][1]}, "rows_skipped": 0, "rows_zero_filled": 1},
-        "test": {modality: {"missing": 0, "unreadable": 0, "examples": []}, "rows_skipped": 0, "rows_zero_filled": 0},
+        "test": {modality: {"missing": 0, "unreadable": 0, "failed_on_read": 0, "examples": []}, "rows_skipped": 0,
+                 "rows_zero_filled": 0},
     }
     assert metrics["train_samples"] == len(load_split(meld_dir, "train")) - len(lost_in_train)
 
@@ -130,6 +132,27 @@ def test_eval_keeps_every_row_and_reproduces_the_recorded_dev_metrics(runs, medi
         predictions = list(csv.DictReader(handle))
     dev = load_split(meld_dir, "dev")
     assert [(int(p["dialogue_id"]), int(p["utterance_id"])) for p in predictions] == list(zip(dev["dialogue_id"], dev["utterance_id"]))
+
+
+@pytest.mark.parametrize("name", ["A-full", "A-frozen"])
+def test_eval_counts_a_clip_that_passes_the_probe_but_fails_to_decode(runs, media_meld, tmp_path, name):
+    """A flac whose frames are damaged mid-file (its header and last frame intact) is only
+    found when read: the row is zero-filled, and eval-test.json counts and names the clip."""
+    data = tmp_path / "MELD"
+    shutil.copytree(media_meld[0], data)
+    damaged = max((data / "audios" / "test").glob("*.flac"), key=lambda path: path.stat().st_size)
+    content = bytearray(damaged.read_bytes())
+    content[len(content) // 3:len(content) // 3 + 200] = b"\x55" * 200
+    damaged.write_bytes(bytes(content))
+
+    checkpoint = shutil.copytree(runs[name], tmp_path / runs[name].name)
+
+    result = evaluate(checkpoint, split="test", data=str(data))
+
+    assert result["missing_media"] == {"A": {"missing": 0, "unreadable": 0, "failed_on_read": 1, "examples": [damaged.stem]},
+                                       "rows_skipped": 0, "rows_zero_filled": 1}
+    assert json.loads((checkpoint / "eval-test.json").read_text())["missing_media"] == result["missing_media"]
+    assert sum(1 for _ in open(checkpoint / "predictions-test.csv")) == len(load_split(data, "test")) + 1
 
 
 @pytest.mark.parametrize("name, modality", [("A-full", "audio"), ("V-frozen", "video")])
