@@ -230,8 +230,12 @@ def _collator(built: Built, dataset: UtteranceDataset) -> Callable[[list[dict]],
 
 
 def _loader_options(config: ExperimentConfig, dataset: UtteranceDataset) -> dict[str, Any]:
-    """DataLoader workers (for reading audio and video) and pinned memory on GPU."""
+    """DataLoader workers (for reading audio and video), pinned memory on GPU, and a
+    generator of the loader's own for the workers' seeds: drawn from the global one, that
+    seed would shift every dropout mask after the first epoch an iterator starts in (with
+    persistent workers, epoch 1 of a run but the first resumed epoch of a resumed one)."""
     workers = config.workers
     if workers < 0:
         workers = min(4, os.cpu_count() or 1) if dataset.media else 0
-    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available(),
+            "generator": torch.Generator().manual_seed(config.seed)}

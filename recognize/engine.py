@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DataLoaderConfiguration
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
@@ -106,7 +106,9 @@ def fit(
     model.to(accelerator.device)  # before the optimiser: the fused AdamW kernel needs the parameters on the GPU
     objective = (objective if objective is not None else LabelObjective()).to(accelerator.device)
     optimizer = make_optimizer(model, config, objective)
-    steps_per_epoch = math.ceil(len(train_data) / config.grad_accum)
+    # each process takes every Nth batch (the last round padded); accelerate steps the scheduler N times per step
+    batches_per_process = math.ceil(len(train_data) / accelerator.num_processes)
+    steps_per_epoch = math.ceil(batches_per_process / config.grad_accum) * accelerator.num_processes
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup * total_steps), total_steps)
     model, optimizer, train_data, dev_data, scheduler = accelerator.prepare(model, optimizer, train_data, dev_data, scheduler)
@@ -123,7 +125,7 @@ def fit(
     for epoch in range(state.epoch, config.epochs):
         if config.patience and state.bad_epochs >= config.patience:
             break
-        torch.manual_seed(config.seed + epoch)
+        set_seed(config.seed + epoch)  # torch, numpy (Wav2Vec2's time masks and layer drop) and random, per epoch
         set_epoch(train_data, epoch)
         epoch_start = time.perf_counter()
         train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)

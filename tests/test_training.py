@@ -18,6 +18,7 @@ from recognize.builder import build_model
 from recognize.engine import make_optimizer
 from recognize.dataset.meld import label_ids, load_split
 from recognize.model.encoders import load_backbone
+from helpers import history_without_time, train_interrupted
 
 LEARNING_RATES = {"full": 1e-3, "lora": 5e-3, "frozen": 1e-2}
 HISTORY_COLUMNS = ["epoch", "train_loss", "dev_accuracy", "dev_weighted_f1", "dev_macro_f1", "lr", "seconds", "samples_per_second"]
@@ -124,32 +125,24 @@ def test_same_seed_repeats_exactly_and_another_seed_differs(meld_dir, tiny_bert,
     first = train(make_config(meld_dir, tiny_bert, tmp_path / "a", epochs=3))
     second = train(make_config(meld_dir, tiny_bert, tmp_path / "b", epochs=3))
     other = train(make_config(meld_dir, tiny_bert, tmp_path / "c", epochs=3, seed=7))
-    history = [_history_without_time(folder) for folder in (first, second, other)]
+    history = [history_without_time(folder) for folder in (first, second, other)]
     assert history[0] == history[1]
     assert history[0] != history[2]
     weights = [load_file(str(folder / "model.safetensors")) for folder in (first, second)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(meld_dir, tiny_bert, tmp_path, monkeypatch):
-    uninterrupted = train(make_config(meld_dir, tiny_bert, tmp_path / "whole", epochs=4, context=2))
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(meld_dir, tiny_bert, tmp_path, monkeypatch, workers):
+    """Also with DataLoader worker processes, which must not draw their seed from the
+    global generator (a resumed run would start them an epoch later, shifting dropout)."""
+    uninterrupted = train(make_config(meld_dir, tiny_bert, tmp_path / "whole", epochs=4, context=2, workers=workers))
 
-    config = make_config(meld_dir, tiny_bert, tmp_path / "parts", epochs=4, context=2)
-    save_state = engine.save_state
+    config = make_config(meld_dir, tiny_bert, tmp_path / "parts", epochs=4, context=2, workers=workers)
+    train_interrupted(config, 2, monkeypatch)
+    resumed = train(config, resume=True)
 
-    def save_then_die(run_dir, state, *args):
-        save_state(run_dir, state, *args)
-        if state.epoch == 2:
-            raise KeyboardInterrupt  # killed right after epoch 2's state was written
-
-    monkeypatch.setattr(engine, "save_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(config)
-    assert not (config.run_dir / "metrics.json").exists() and (config.run_dir / "state" / "latest.json").exists()
-    monkeypatch.setattr(engine, "save_state", save_state)
-    resumed = train(make_config(meld_dir, tiny_bert, tmp_path / "parts", epochs=4, context=2), resume=True)
-
-    assert _history_without_time(resumed) == _history_without_time(uninterrupted)
+    assert history_without_time(resumed) == history_without_time(uninterrupted)
     a, b = (load_file(str(folder / "model.safetensors")) for folder in (uninterrupted, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not (resumed / "state").exists()
@@ -181,11 +174,6 @@ def backbone_weights(model_dir) -> dict[str, torch.Tensor]:
     return {k: v for k, v in load_backbone(str(model_dir)).state_dict().items() if not k.startswith("pooler.")}
 
 
-def _history_without_time(folder) -> list[dict]:
-    with open(folder / "history.csv") as handle:
-        return [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_second")} for row in csv.DictReader(handle)]
-
-
 def test_early_stopping_ends_the_run_after_patience_epochs_without_progress(meld_dir, tiny_bert, tmp_path):
     folder = train(make_config(meld_dir, tiny_bert, tmp_path, epochs=6, lr=0.0, patience=2))  # lr 0: dev never improves
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -194,7 +182,7 @@ def test_early_stopping_ends_the_run_after_patience_epochs_without_progress(meld
 
 def test_gradient_accumulation_steps_the_schedule_once_per_accumulated_batch(meld_dir, tiny_bert, tmp_path):
     folder = train(make_config(meld_dir, tiny_bert, tmp_path, epochs=2, batch_size=8, grad_accum=3, warmup=0.0))
-    lrs = [float(row["lr"]) for row in _history_without_time(folder)]
+    lrs = [float(row["lr"]) for row in history_without_time(folder)]
     batches = -(-len(load_split(meld_dir, "train")) // 8)
     steps_per_epoch = -(-batches // 3)
     assert lrs == pytest.approx([1e-3 * (1 - steps_per_epoch / (2 * steps_per_epoch)), 0.0])
