@@ -244,11 +244,13 @@ class ExperimentConfig:
 
     @classmethod
     def from_checkpoint(cls, folder: "str | Path", **overrides: Any) -> "ExperimentConfig":
-        """The config a checkpoint folder was trained with, with `overrides` applied."""
+        """The config a checkpoint folder was trained with, with `overrides` applied.
+        `trust_remote_code` is off unless `overrides` turns it on: a folder someone else
+        wrote must not switch it on for the runs built from it."""
         from recognize.checkpoint import read_checkpoint_config  # checkpoint imports this module
 
         saved, _ = read_checkpoint_config(folder)
-        return cls.from_dict({**saved.to_dict(), **overrides})
+        return cls.from_dict({**saved.to_dict(), "trust_remote_code": False, **overrides})
 
 
 def backbone_name(model_id: str) -> str:

@@ -235,6 +235,9 @@ def test_a_checkpoint_never_turns_on_remote_code_by_itself(meld_dir, tmp_path, t
         result = CliRunner().invoke(app, [str(a) for a in command])
         assert result.exit_code == 0, result.output
     assert not marker.exists()
+    # nor in a next stage built from it (training/ recipes, README's "From Python")
+    assert ExperimentConfig.from_checkpoint(run_dir, init_from=[str(run_dir)]).trust_remote_code is False
+    assert ExperimentConfig.from_checkpoint(run_dir, trust_remote_code=True).trust_remote_code is True
 
 
 def test_a_checkpoint_refuses_a_backbone_folder_whose_weights_changed_where_it_relies_on_them(meld_dir, tmp_path):
