@@ -6,6 +6,7 @@ Also runs as `python -m recognize` and `python recognize/cli.py`."""
 
 import dataclasses
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, get_type_hints
@@ -23,7 +24,8 @@ from recognize.errors import RecognizeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, report, predict, demo.")
-console = Console()
+console = Console(quiet=os.environ.get("RANK", "0") != "0")
+"""Results go to the terminal once: under torchrun / accelerate launch, only rank 0 prints them."""
 
 
 def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -103,6 +103,7 @@ def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str
     summary = {"split": split, **aggregate(per_seed)}
     if process_state().is_main_process:
         ckpt.write_json(folder / f"eval-{split}.json", summary)
+    process_state().wait_for_everyone()  # the command line reads that file back on every process
     return {**summary, "per_seed": per_seed}
 
 

@@ -96,6 +96,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         metrics["missing_media"] = media_reports
     if distributed.is_main_process:
         ckpt.write_json(run_dir / ckpt.METRICS, metrics)
+    distributed.wait_for_everyone()  # callers (--seeds, cross-validation) read metrics.json on every process
     return run_dir
 
 
@@ -110,10 +111,25 @@ def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = Fa
         run_config = ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
                                                  "init_from": [seed_member(p, seed) for p in config.init_from],
                                                  "teacher": seed_member(config.teacher, seed) if config.teacher else ""})
-        per_seed[seed] = ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
+        if resume and _finished(run_config.run_dir, run_config):
+            process_state().print(f"seed {seed}: {run_config.run_dir} finished; kept")
+            folder = run_config.run_dir
+        else:
+            folder = train(run_config, overwrite=overwrite, resume=resume)
+        per_seed[seed] = ckpt.read_json(folder / ckpt.METRICS)
     if process_state().is_main_process:
         ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))
+    process_state().wait_for_everyone()
     return config.setting_dir
+
+
+def _finished(run_dir: Path, config: ExperimentConfig) -> bool:
+    """Whether `run_dir` holds a finished run (metrics.json, no resumable state) of this
+    very config: `--seeds --resume` keeps those and resumes or starts the others."""
+    if not (run_dir / ckpt.METRICS).is_file() or (run_dir / ckpt.STATE / "latest.json").is_file():
+        return False
+    _check_same_settings(run_dir, config)
+    return True
 
 
 def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
@@ -125,13 +141,19 @@ def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
         if (run_dir / ckpt.METRICS).is_file():
             raise RecognizeError(f"{run_dir}: the run finished; nothing to resume (--overwrite trains it again)")
         raise RecognizeError(f"{run_dir}: no completed epoch to resume from; use --overwrite")
-    saved, _ = ckpt.read_checkpoint_config(run_dir)
-    differs = [k for k, v in config.to_dict().items()
-               if v != getattr(saved, k) and k not in RESULT_NEUTRAL and not (k == "pooling" and v == "auto")]
-    if differs:
-        raise RecognizeError(f"{run_dir}: --resume needs the interrupted run's settings; these differ: {', '.join(differs)}")
-    config.pooling = saved.pooling
+    _check_same_settings(run_dir, config)
     return True
+
+
+def _check_same_settings(run_dir: Path, config: ExperimentConfig) -> None:
+    """Fail unless the run in `run_dir` was trained with `config`'s settings (those that
+    change results); take its resolved `--pooling` when `config` says auto."""
+    saved, _ = ckpt.read_checkpoint_config(run_dir)
+    differs = [k for k, v in config.to_dict().items() if v != getattr(saved, k) and k not in RESULT_NEUTRAL
+               and k != "output_dir" and not (k == "pooling" and v == "auto")]  # a moved folder resumes too
+    if differs:
+        raise RecognizeError(f"{run_dir}: --resume needs the earlier run's settings; these differ: {', '.join(differs)}")
+    config.pooling = saved.pooling
 
 
 def _parameter_counts(model) -> dict[str, int]:

@@ -18,7 +18,7 @@ from accelerate.utils import send_to_device
 
 from recognize import __version__
 from recognize import checkpoint as ckpt
-from recognize.builder import MEDIA_MODALITIES, eval_loader, load_rows, make_split
+from recognize.builder import MEDIA_MODALITIES, SplitData, eval_loader, load_rows, make_split
 from recognize.cache import Entry, cache_root, clips_digest, file_digest, weights_digest
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig
 from recognize.dataset.media import index_media
@@ -73,10 +73,12 @@ def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOu
     entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips))
     state = process_state()
     problem = entry.load(len(rows), TABLES)
-    if problem is not None and state.is_main_process:
-        if problem != "absent":
-            state.print(f"feature cache: {entry.path} is {problem}; computing the teacher's outputs again")
-        entry.save(_compute(teacher, built, split, rows))
+    if problem is not None:
+        data = make_split(teacher, built, split, rows=rows)  # on every process: a frozen teacher's features are built together
+        if state.is_main_process:
+            if problem != "absent":
+                state.print(f"feature cache: {entry.path} is {problem}; computing the teacher's outputs again")
+            entry.save(_compute(teacher, built, data))
     state.wait_for_everyone()
     if entry.tensors is None and (problem := entry.load(len(rows), TABLES)) is not None:
         raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
@@ -122,9 +124,9 @@ def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, 
             "csv": file_digest(csv_path(teacher.data, split)), "clips": {m: clips_digest(p) for m, p in clips.items()}}
 
 
-def _compute(teacher: ExperimentConfig, built, split: str, rows: pd.DataFrame) -> dict[str, torch.Tensor]:
-    """A live pass of the teacher over every row of `split`: its logits and embeddings, in row order."""
-    data = make_split(teacher, built, split, rows=rows)
+def _compute(teacher: ExperimentConfig, built, data: SplitData) -> dict[str, torch.Tensor]:
+    """A live pass of the teacher over every row of a split: its logits and embeddings, in row order."""
+    rows = data.rows
     accelerator = make_accelerator(teacher.precision)
     model = built.model.to(accelerator.device).eval()
     logits, embeddings, indices = [], [], []

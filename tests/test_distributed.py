@@ -1,6 +1,7 @@
 """Two processes through torchrun (gloo on CPU), as on several GPUs: one checkpoint folder,
 written once, whose recorded metrics `eval` reproduces."""
 
+import csv
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recognize import evaluate
+from recognize import ExperimentConfig, evaluate, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +29,31 @@ def test_two_process_training_writes_one_consistent_checkpoint(meld_dir, tiny_be
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["dev"]["weighted_f1"] > 0.6  # 2 x 8 per step, learns as a single process would
     assert evaluate(folder)["weighted_f1"] == pytest.approx(metrics["test"]["weighted_f1"], abs=1e-9)
+    # 205 batches of 8, 103 per process (the last round padded), and accelerate steps the schedule once per
+    # process: 206 steps an epoch, 1,236 in all, 124 of warm-up (0.1), then a linear decay that ends at the end
+    with open(folder / "history.csv") as handle:
+        rates = [float(row["lr"]) for row in csv.DictReader(handle)]
+    assert rates == pytest.approx([1e-3 * (1236 - 206 * epoch) / (1236 - 124) for epoch in range(1, 7)], abs=1e-12)
+
+
+def test_two_processes_distil_from_a_frozen_teacher_over_seeds_and_evaluate_them(meld_dir, tiny_bert, tmp_path):
+    """A frozen (feature-cached) teacher's outputs are computed while both processes build its
+    features; each seed's metrics.json is read by both; `eval` prints the seeds once."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
+    teacher = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", epochs=1,
+                                     pooling="mean", output_dir=str(tmp_path / "teacher")))
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "recognize/cli.py"]
+    student = [*launch, "train", str(meld_dir), "--text-model", str(tiny_bert), "--mode", "full", "--epochs", "1",
+               "--pooling", "mean", "--teacher", str(teacher), "--distill", "kd", "--seeds", "1,2",
+               "--output-dir", str(tmp_path / "students")]
+    result = subprocess.run(student, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    setting, = (tmp_path / "students").iterdir()
+    assert sorted(p.name for p in setting.iterdir()) == ["aggregate.json", "seed-1", "seed-2"]
+
+    result = subprocess.run([*launch, "eval", str(setting), "--split", "dev"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout.count("seed 1:"), result.stdout.count("seed 2:")) == (1, 1)
+    per_seed = [json.loads((setting / f"seed-{s}" / "eval-dev.json").read_text())["weighted_f1"] for s in (1, 2)]
+    assert json.loads((setting / "eval-dev.json").read_text())["scores"]["weighted_f1"]["values"] == per_seed

@@ -28,7 +28,7 @@ from recognize.run import train_seeds
 from recognize.seeds import parse_seeds
 from recognize.tiny import write_tiny_wav2vec2
 
-from helpers import load_script
+from helpers import history_without_time, load_script, train_interrupted
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,23 @@ def test_each_seed_gets_its_folder_and_the_setting_its_aggregate(seeded):
                                              "std": pytest.approx(statistics.stdev(values)), "values": values}
     config = json.loads((seeded / "seed-2" / "config.json").read_text())["experiment"]
     assert (config["seed"], config["seed_folder"]) == (2, True)
+
+
+def test_seeds_resume_keeps_finished_seeds_and_resumes_the_interrupted_one(seeded, tmp_path, monkeypatch):
+    """Seed 1 finished, seed 2 was killed after its epoch 2: --resume keeps seed 1's run,
+    continues seed 2, and the setting ends as the uninterrupted one did."""
+    config = ExperimentConfig.from_checkpoint(seeded / "seed-1", seed_folder=False, output_dir=str(tmp_path))
+    seed_one = shutil.copytree(seeded / "seed-1", config.setting_dir / "seed-1")
+    kept = (seed_one / "model.safetensors").stat().st_mtime_ns
+    train_interrupted(ExperimentConfig.from_dict({**config.to_dict(), "seed": 2, "seed_folder": True}), 2, monkeypatch)
+
+    train_seeds(config, [1, 2], resume=True)
+
+    assert (seed_one / "model.safetensors").stat().st_mtime_ns == kept
+    assert history_without_time(config.setting_dir / "seed-2") == history_without_time(seeded / "seed-2")
+    assert json.loads((config.setting_dir / "aggregate.json").read_text()) == json.loads((seeded / "aggregate.json").read_text())
+    with pytest.raises(RecognizeError, match=r"seed-1: --resume needs the earlier run's settings; these differ: lr"):
+        train_seeds(ExperimentConfig.from_dict({**config.to_dict(), "lr": 1e-2}), [1, 2], resume=True)
 
 
 def test_a_later_stage_with_seeds_starts_each_seed_from_the_same_seed(seeded):
