@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import soundfile
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -17,7 +18,7 @@ from recognize.builder import build_model
 from recognize.cache import SUFFIX, Entry, cache_root, feature_key, list_entries
 from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
-from recognize.model.encoders import AudioEncoder, TextEncoder
+from recognize.model.encoders import AudioEncoder, TextEncoder, load_backbone
 from recognize.tiny import write_tiny_wav2vec2
 
 from helpers import ROOT
@@ -171,3 +172,25 @@ def test_audio_features_are_cached_with_their_clips(tmp_path, cache, monkeypatch
     os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))  # the clip was replaced
     train(ExperimentConfig.from_dict({**config.to_dict(), "task": "sentiment", "output_dir": str(tmp_path / "ck2")}))
     assert calls[0] > 0  # the dev entry was built again
+
+
+def test_frozen_speech_results_are_the_same_with_and_without_the_cache(tmp_path, cache):
+    """A speech model without an attention mask (group-norm wav2vec2) hears a batch's padding:
+    frozen, it must encode each clip alone in a training batch too, as the cache does."""
+    raw = write_synthetic_meld_raw(tmp_path / "raw", seed=3, dialogues={"train": 4, "dev": 2, "test": 2})
+    prepare(raw, tmp_path / "MELD", workers=1)
+    for number, clip in enumerate(sorted((tmp_path / "MELD" / "audios").glob("*/*.flac"))):  # clips of unequal lengths
+        wave, rate = soundfile.read(clip, dtype="float32")
+        soundfile.write(clip, wave[: max(800, len(wave) * (1 + number % 4) // 4)], rate)
+    speech = write_tiny_wav2vec2(tmp_path / "tiny-wav2vec2")
+    assert not AudioEncoder(load_backbone(str(speech))).pass_mask
+    config = ExperimentConfig(data=str(tmp_path / "MELD"), modal="A", audio_model=str(speech), mode="frozen", epochs=2,
+                              lr=1e-2, batch_size=8, workers=0, output_dir=str(tmp_path / "a"))
+    with_cache = train(config)
+    without = train(ExperimentConfig.from_dict({**config.to_dict(), "cache": False, "output_dir": str(tmp_path / "b")}))
+
+    a, b = (load_file(str(folder / "model.safetensors")) for folder in (with_cache, without))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    history = [(folder / "history.csv").read_text().splitlines() for folder in (with_cache, without)]
+    losses = [[float(line.split(",")[1]) for line in lines[1:]] for lines in history]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)

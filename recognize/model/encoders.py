@@ -134,6 +134,22 @@ class AudioEncoder(nn.Module):
         self.pass_mask = getattr(backbone.config, "feat_extract_norm", "layer") == "layer"
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled vectors of a batch of waveforms (or Whisper's log-mel frames). A model that
+        takes no mask hears a clip's padding; where its weights do not train (frozen mode
+        without the feature cache), each clip is encoded alone, as the cache and evaluation
+        encode it, so that its vector never depends on the clips batched with it."""
+        if not self.pass_mask and "input_values" in inputs and len(inputs["input_values"]) > 1 and not self._trains():
+            lengths = inputs["attention_mask"].sum(-1).tolist()
+            return torch.cat([self._pooled({name: value[row:row + 1, :length] for name, value in inputs.items()})
+                              for row, length in enumerate(lengths)])
+        return self._pooled(inputs)
+
+    def _trains(self) -> bool:
+        """Whether any of the backbone's weights train (full tuning, LoRA adapters)."""
+        return any(parameter.requires_grad for parameter in self.backbone.parameters())
+
+    def _pooled(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The backbone's frames over the batch, mean-pooled over each clip's real audio."""
         mask = inputs["attention_mask"]
         with shape_free_attention():
             if "input_features" in inputs:  # Whisper: log-mel frames, halved by the encoder's strided conv
