@@ -12,7 +12,9 @@ whole in the file's metadata, with a checksum of the tensors:
 - the preprocessing: tokenizer, context size and token budget for text; the feature
   extractor's settings and the crop for audio; the frame count and image settings for
   video; the package version;
-- the data: the split's CSV bytes and, per row, its clip's name, size and modification time.
+- the data: the split's CSV bytes and, per row, its clip's name, size and modification time;
+- the precision, under mixed precision (bf16 or fp16: the vectors are computed under
+  autocast, as a live frozen run computes them).
 
 Entries are written to a temp name and renamed, so a killed build leaves none, and two
 builders of one entry each write a whole file. An entry whose key, shapes or checksum do
@@ -42,7 +44,7 @@ from recognize.dataset.loader import UtteranceDataset
 from recognize.config import ExperimentConfig, backbone_name
 from recognize.dataset.meld import csv_path
 from recognize.digest import tensors_digest
-from recognize.engine import process_state
+from recognize.engine import process_state, resolved_precision
 from recognize.errors import RecognizeError
 
 ENVIRONMENT = "EMOTION_RECOGNIZE_CACHE"
@@ -161,10 +163,17 @@ def clear_entries(root: Path, pattern: str = "") -> list[Path]:
     return removed
 
 
+AUTOCAST_TYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+"""Mixed `--precision` values and the type autocast computes in."""
+
+
 def encode_split(model: nn.Module, loader, modalities: list[str], device: torch.device,
-                 title: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+                 title: str, precision: str = "no") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Pooled vectors and presence of `modalities` for every row of `loader`'s dataset, in
-    row order, computed in batches on `device` with a progress bar on a terminal."""
+    row order, computed in batches on `device` with a progress bar on a terminal, under
+    autocast for a mixed `precision` (resolved: "no", "bf16" or "fp16"), as a live frozen
+    run computes them; stored as float32."""
+    autocast = torch.autocast(device.type, dtype=AUTOCAST_TYPES.get(precision), enabled=precision in AUTOCAST_TYPES)
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     presence: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     indices = []
@@ -176,7 +185,8 @@ def encode_split(model: nn.Module, loader, modalities: list[str], device: torch.
         for batch in loader:
             batch = send_to_device(batch, device, non_blocking=True)
             for modality in modalities:
-                vector = model.encoders[modality](batch[modality]).float()
+                with autocast:
+                    vector = model.encoders[modality](batch[modality]).float()
                 present = batch.get(f"{modality}_present")
                 present = torch.ones(vector.shape[0], dtype=torch.bool, device=vector.device) if present is None else present
                 parts[modality].append((vector * present.to(vector.dtype).unsqueeze(-1)).cpu())
@@ -251,6 +261,9 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
         key["preprocessing"] = {name: repr(value) for name, value in sorted(vars(built.video).items())}
     if clips is not None:
         key["clips"] = clips_digest(clips)
+    precision = resolved_precision(config.precision)
+    if precision != "no":  # vectors computed under autocast differ from full precision ones
+        key["precision"] = precision
     return key
 
 
@@ -274,7 +287,8 @@ def cached_features(config: ExperimentConfig, built: Any, split: str, dataset: U
                                 media={m: s for m, s in dataset.media.items() if m in missing})
         device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
         built.model.to(device)
-        computed = encode_split(built.model, loader_for(view), missing, device, f"features {split} ({'+'.join(missing)})")
+        computed = encode_split(built.model, loader_for(view), missing, device, f"features {split} ({'+'.join(missing)})",
+                                resolved_precision(config.precision))
         for modality in missing:
             vectors, present = computed[modality]
             entries[modality].save({"features": vectors.float(), "present": present.to(torch.uint8)})

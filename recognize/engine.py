@@ -44,16 +44,21 @@ class FitResult:
     train_seconds: float = 0.0
 
 
+def resolved_precision(precision: str) -> str:
+    """`--precision` on this machine: "auto" is bf16 on a GPU that supports it, fp16 on
+    other GPUs, "no" (full precision) on CPU; any other value stays as it is."""
+    if precision != "auto":
+        return precision
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 def make_accelerator(precision: str, grad_accum: int = 1) -> Accelerator:
-    """An Accelerator for `precision` ("auto": bf16 on a GPU that supports it, fp16 on
-    other GPUs, full precision on CPU) accumulating gradients over `grad_accum` batches."""
-    if precision == "auto":
-        if not torch.cuda.is_available():
-            precision = "no"
-        else:
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    """An Accelerator for `precision` (see `resolved_precision`) accumulating gradients
+    over `grad_accum` batches."""
     cuda = torch.cuda.is_available()
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not cuda,
+    return Accelerator(mixed_precision=resolved_precision(precision), gradient_accumulation_steps=grad_accum, cpu=not cuda,
                        dataloader_config=DataLoaderConfiguration(non_blocking=cuda))  # pinned batches copy asynchronously
 
 

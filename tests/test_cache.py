@@ -59,9 +59,11 @@ def test_the_key_changes_with_each_of_its_parts_and_nothing_else(meld_dir, tiny_
         changed = ExperimentConfig.from_dict({**config.to_dict(), **overrides})
         return feature_key(changed, build_model(changed), "T", split, None)
 
-    # what a head or fusion experiment changes shares the entry
-    assert key_of(task="sentiment", lr=0.5, epochs=9, seed=3, modal="T", fusion="tfn", batch_size=4, dropout=0.5) == base
-    for changed in (key_of(context=2), key_of(max_length=16), key_of(pooling="mean"), key_of(split="dev")):
+    # what a head or fusion experiment changes shares the entry, and so does "auto" precision on a CPU
+    assert key_of(task="sentiment", lr=0.5, epochs=9, seed=3, modal="T", fusion="tfn", batch_size=4, dropout=0.5,
+                  precision="no") == base
+    for changed in (key_of(context=2), key_of(max_length=16), key_of(pooling="mean"), key_of(split="dev"),
+                    key_of(precision="bf16")):
         assert changed != base and Entry.for_key(tmp_path, changed).path != Entry.for_key(tmp_path, base).path
     other = build_model(config)
     with torch.no_grad():
@@ -101,6 +103,15 @@ def test_frozen_results_are_the_same_with_and_without_the_cache(meld_dir, tiny_b
     metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (with_cache, without)]
     assert metrics[0]["test"]["confusion"] == metrics[1]["test"]["confusion"]
     assert metrics[0]["dev"]["weighted_f1"] == pytest.approx(metrics[1]["dev"]["weighted_f1"], abs=1e-12)
+
+
+def test_frozen_results_under_mixed_precision_are_the_same_with_and_without_the_cache(meld_dir, tiny_bert, tmp_path, cache):
+    """bf16 (autocast on this CPU, as on a GPU): the cached vectors are computed under autocast
+    like the live ones, so the two runs learn the same head."""
+    with_cache = train(frozen(meld_dir, tiny_bert, tmp_path / "a", precision="bf16"))
+    without = train(frozen(meld_dir, tiny_bert, tmp_path / "b", precision="bf16", cache=False))
+    a, b = (load_file(str(folder / "model.safetensors")) for folder in (with_cache, without))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_a_corrupted_entry_is_reported_and_built_again(meld_dir, tiny_bert, tmp_path, cache, monkeypatch, capsys):
