@@ -21,6 +21,7 @@ from recognize.dataset.media import MEDIA_FOLDER, index_media
 from recognize.dataset.meld import csv_path, label_ids, load_split
 from recognize.dataset.text import tokenize_rows
 from recognize.dataset.video import VideoFrames, read_frames
+from recognize.digest import model_config_digest
 from recognize.errors import RecognizeError
 from recognize.labels import LABELS
 from recognize.model.classifier import EmotionModel
@@ -44,6 +45,8 @@ class Built:
     """Names of the tensors loaded from `init_weights` (an earlier stage), sorted."""
     weight_digests: dict[str, str] = field(default_factory=dict)
     """Per modality, the digest of its encoder's weights (the feature cache's key; computed once)."""
+    config_digests: dict[str, str] = field(default_factory=dict)
+    """Per modality, the digest of its backbone's config.json (`digest.model_config_digest`)."""
 
     @property
     def pad_token_id(self) -> int:
@@ -75,6 +78,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
     for modality in config.modalities:
         model_id = config.model_id(modality)
         backbone = load_backbone(model_id, config.trust_remote_code, MODEL_FLAGS[modality])
+        built.config_digests[modality] = model_config_digest(model_id)
         if modality == "T":
             built.tokenizer = load_tokenizer(model_id, config.trust_remote_code)
             check_text_fits(model_id, built.tokenizer, backbone.config, config.max_length)

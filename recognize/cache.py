@@ -7,8 +7,8 @@ data) under the cache folder (`--cache-dir`, else $EMOTION_RECOGNIZE_CACHE, else
 ~/.cache/emotion-recognize). Its name ends in a digest of that key, which is also stored
 whole in the file's metadata, with a checksum of the tensors:
 
-- the encoder: its class and every tensor of its weights (so an `--init-from` stage's
-  tuned encoder gets its own entries), plus the pooling;
+- the encoder: its class, every tensor of its weights (so an `--init-from` stage's
+  tuned encoder gets its own entries) and its config.json's settings, plus the pooling;
 - the preprocessing: tokenizer, context size and token budget for text; the feature
   extractor's settings and the crop for audio; the frame count and image settings for
   video; the package version;
@@ -249,7 +249,8 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
         built.weight_digests[modality] = weights_digest(encoder)
     key: dict[str, Any] = {"modality": modality, "model": model_id, "backbone": backbone_name(model_id), "split": split,
                            "version": __version__, "encoder": type(encoder).__name__,
-                           "weights": built.weight_digests[modality], "csv": file_digest(csv_path(config.data, split))}
+                           "weights": built.weight_digests[modality], "config": built.config_digests[modality],
+                           "csv": file_digest(csv_path(config.data, split))}
     if modality == "T":
         tokenizer = built.tokenizer
         vocabulary = json.dumps(sorted(tokenizer.get_vocab().items())) + json.dumps(tokenizer.special_tokens_map, sort_keys=True)

@@ -48,6 +48,11 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
         backbones = ", ".join(config.model_id(m) for m in config.modalities)
         raise RecognizeError(f"{folder}: the weights it takes from {backbones} (those its model.safetensors does not "
                              "hold) are not the ones it was trained with; the backbone folder or hub model changed")
+    changed = [config.model_id(m) for m, digest in record.get("backbone_configs", {}).items()  # absent before 2026-11-27
+               if built.config_digests.get(m) != digest]
+    if changed:
+        raise RecognizeError(f"{folder}: the config.json of {', '.join(changed)} is not the one it was trained with "
+                             "(its settings changed: the same weights would compute something else)")
     trained = {name for name, p in built.model.named_parameters() if p.requires_grad}
     absent = sorted(trained - set(weights))
     if absent:

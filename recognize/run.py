@@ -71,7 +71,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
                           f"temperature {config.temperature}{feature}); its outputs: {outputs.entry}")
     if distributed.is_main_process and not resume_from_state:
         extra.update(data_fingerprint=data_fingerprint(config.data), parameters=_parameter_counts(built.model),
-                     unstored_weights=unstored_digest(built.model, set(checkpoint_state(built.model))))
+                     unstored_weights=unstored_digest(built.model, set(checkpoint_state(built.model))),
+                     backbone_configs=built.config_digests)
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))
     distributed.wait_for_everyone()
 

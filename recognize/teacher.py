@@ -121,6 +121,7 @@ def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, 
     settings = {k: v for k, v in teacher.to_dict().items() if k not in RESULT_NEUTRAL | {"data", "output_dir"}}
     return {"kind": "teacher", "modality": "teacher", "model": str(Path(folder).resolve()), "backbone": record["run_name"],
             "split": split, "version": __version__, "weights": weights_digest(built.model), "settings": settings,
+            "configs": built.config_digests,
             "csv": file_digest(csv_path(teacher.data, split)), "clips": {m: clips_digest(p) for m, p in clips.items()}}
 
 

@@ -69,6 +69,11 @@ def test_the_key_changes_with_each_of_its_parts_and_nothing_else(meld_dir, tiny_
     with torch.no_grad():
         next(other.model.encoders["T"].parameters())[0, 0] += 1e-3  # e.g. an --init-from stage's tuned encoder
     assert feature_key(config, other, "T", "train", None)["weights"] != base["weights"]
+    edited = shutil.copytree(tiny_bert, tmp_path / "edited-bert")  # the same weights, another activation
+    settings = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**settings, "hidden_act": "relu"}))
+    edited_key = key_of(text_model=str(edited))
+    assert edited_key["weights"] == base["weights"] and edited_key["config"] != base["config"]
 
     copy = tmp_path / "MELD"
     shutil.copytree(meld_dir, copy)

@@ -21,6 +21,7 @@ from recognize.cli import app
 from recognize.config import ExperimentConfig
 from recognize.dataset.meld import read_raw_csv
 from recognize.dataset.synthetic import vocabulary, write_synthetic_meld
+from recognize.digest import model_config_digest
 from recognize.tiny import write_tiny_bert
 
 MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
@@ -229,6 +230,7 @@ def test_a_checkpoint_never_turns_on_remote_code_by_itself(meld_dir, tmp_path, t
     remote = model_variant(tiny_bert, tmp_path / "remote-bert", with_remote_code)
     record = json.loads((run_dir / CONFIG).read_text())
     record["experiment"].update(text_model=str(remote), trust_remote_code=True)  # as someone else's checkpoint might say
+    record["backbone_configs"]["T"] = model_config_digest(str(remote))
     (run_dir / CONFIG).write_text(json.dumps(record))
 
     for command in (["eval", run_dir], ["predict", run_dir, "--text", "okay"]):
@@ -251,6 +253,12 @@ def test_a_checkpoint_refuses_a_backbone_folder_whose_weights_changed_where_it_r
         "are not the ones it was trained with; the backbone folder or hub model changed")
     result = CliRunner().invoke(app, ["eval", str(runs["full"])])  # full tuning stored every weight it uses
     assert result.exit_code == 0, result.output
+
+    settings = json.loads((backbone / "config.json").read_text())  # its weights as trained, an activation edited
+    (backbone / "config.json").write_text(json.dumps({**settings, "hidden_act": "relu"}))
+    assert error_line("eval", runs["full"]) == (
+        f"error: {runs['full']}: the config.json of {backbone} is not the one it was trained with "
+        "(its settings changed: the same weights would compute something else)")
 
 
 def test_weights_that_no_longer_fit_the_backbone_are_a_one_line_error(meld_dir, tmp_path, tiny_bert):
