@@ -11,6 +11,10 @@ from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
 
 
+TEXT_INPUT_SETTINGS: tuple[str, ...] = ("pooling", "context", "max_length")
+"""Settings that change the text vector a head reads: a head trained with others is not loaded."""
+
+
 @dataclass
 class InitSource:
     """An `--init-from` checkpoint: the tensors it offers this run, and what it was."""
@@ -43,17 +47,24 @@ def lineage_entries(sources: list[InitSource], initialised: list[str]) -> list[d
 def load_source(folder: str, config: ExperimentConfig) -> InitSource:
     """Load an `--init-from` checkpoint and keep the tensors it may give `config`'s model:
     its encoders' always; its fusion's and head's only when it read the same inputs (same
-    modalities and fusion), since a head over other vectors means nothing here even when
-    the shapes happen to agree. LoRA adapters are merged into the backbone weights first."""
+    modalities and fusion, and for text the same pooling, context and token budget), since
+    a head over other vectors means nothing here even when the shapes happen to agree.
+    LoRA adapters are merged into the backbone weights first. With `--pooling auto`, a
+    text encoder taken from the checkpoint keeps the pooling it was trained with."""
     source_config, record, built = load_trained(folder, config.trust_remote_code)
     shared = set(source_config.modalities) & set(config.modalities)
     if not shared:
         raise RecognizeError(f"--init-from {folder}: a {source_config.modal} checkpoint shares no modality with --modal {config.modal}")
+    if "T" in shared and config.pooling == "auto":
+        config.pooling = source_config.pooling
     model = built.model
     for encoder in model.encoders.values():
         if hasattr(encoder.backbone, "merge_and_unload"):  # a LoRA stage: fold adapters in
             encoder.backbone = encoder.backbone.merge_and_unload()
-    same_inputs = source_config.modal == config.modal and (len(shared) == 1 or source_config.fusion == config.fusion)
+    same_text = "T" not in shared or all(getattr(source_config, setting) == getattr(config, setting)
+                                         for setting in TEXT_INPUT_SETTINGS)
+    same_inputs = (source_config.modal == config.modal and same_text
+                   and (len(shared) == 1 or source_config.fusion == config.fusion))
     weights = {name: tensor for name, tensor in model.state_dict().items()
                if same_inputs or any(name.startswith(f"encoders.{m}.") for m in shared)}
     return InitSource(str(folder), record, source_config, weights)

@@ -73,6 +73,19 @@ def test_a_stage_of_the_same_modalities_carries_its_head_too(setting, first_stag
     assert json.loads((folder / "config.json").read_text())["lineage"][0]["loaded"] == ["encoders.T", "head"]
 
 
+def test_a_text_stage_keeps_its_pooling_and_a_head_over_other_text_inputs_is_not_loaded(setting, tmp_path):
+    """Stage 1 pools by mean (not the tiny BERT's own CLS): stage 2 with --pooling auto keeps
+    mean and takes the head; stage 2 with another context reads other vectors: no head."""
+    stage1 = train(ExperimentConfig(modal="T", mode="full", lr=1e-3, pooling="mean", **{**setting, "output_dir": str(tmp_path / "1")}))
+    same = train(ExperimentConfig(modal="T", mode="frozen", init_from=[str(stage1)], **{**setting, "output_dir": str(tmp_path / "2")}))
+    other = train(ExperimentConfig(modal="T", mode="frozen", init_from=[str(stage1)], context=1,
+                                   **{**setting, "output_dir": str(tmp_path / "3")}))
+
+    records = [json.loads((folder / "config.json").read_text()) for folder in (same, other)]
+    assert [r["experiment"]["pooling"] for r in records] == ["mean", "mean"]
+    assert [r["lineage"][0]["loaded"] for r in records] == [["encoders.T", "head"], ["encoders.T"]]
+
+
 def test_the_research_tables_three_stage_recipe_is_recorded_and_named_by_eval(setting, first_stages):
     joint = train(ExperimentConfig(modal="T+A", mode="full", lr=1e-3, init_from=[str(first_stages["T"])], **setting))
     last = train(ExperimentConfig(modal="T+A", mode="frozen", init_from=[str(joint)], **setting))
