@@ -41,6 +41,12 @@ def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _flag(field_name: str) -> str:
+    """The command-line flag of an ExperimentConfig field: `--label-type` for task, `--max-length` for max_length."""
+    field = next(f for f in dataclasses.fields(ExperimentConfig) if f.name == field_name)
+    return field.metadata.get("flag", "--" + field_name.replace("_", "-"))
+
+
 def _config_options() -> list[inspect.Parameter]:
     """One Typer option per ExperimentConfig field (DATA_DIR is the argument)."""
     hints = get_type_hints(ExperimentConfig)
@@ -48,7 +54,7 @@ def _config_options() -> list[inspect.Parameter]:
     for f in dataclasses.fields(ExperimentConfig):
         if f.name == "data" or not f.metadata["cli"]:
             continue
-        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        flag = _flag(f.name)
         if f.default is True:  # a switch that is on unless turned off
             flag = f"{flag}/--no-{flag[2:]}"
         annotation, default = hints[f.name], f.default
@@ -284,13 +290,30 @@ def _cache_folder(cache_dir: str) -> Path:
     return root
 
 
+FEATURE_SETTINGS: frozenset[str] = frozenset({
+    "modal", "text_model", "audio_model", "video_model", "context", "pooling", "max_length", "max_audio_seconds",
+    "cache_dir", "workers", "batch_size", "precision", "init_from", "trust_remote_code"})
+"""The `train` flags that `cache build` takes: what decides the features, and how fast they are computed."""
+
+
 def cache_build(data: str, **settings: Any) -> None:
-    """Compute the frozen encoders' features of every split of a MELD folder (train's model flags apply)."""
+    """Compute the frozen encoders' features of every split of a MELD folder (train's model
+    flags apply: the encoders, their inputs, --init-from for a tuned encoder)."""
     from recognize.builder import build_model, has_split, make_split
+    from recognize.init_from import load_source
 
     settings["init_from"] = settings.get("init_from") or []
+    if str(settings.get("mode", "")).lower() in ("frozen", "f"):  # what it builds for anyway
+        del settings["mode"]
+    defaults = ExperimentConfig()
+    ignored = [name for name, value in settings.items() if name not in FEATURE_SETTINGS and value != getattr(defaults, name)]
+    if ignored:
+        flags = ", ".join(_flag(name) for name in ignored)
+        raise RecognizeError(f"cache build: {flags}: only `train` takes {'it' if len(ignored) == 1 else 'them'} "
+                             "(cache build computes the encoders' features, whatever is trained on them)")
     config = ExperimentConfig(data=data, **{**settings, "mode": "frozen", "cache": True})
-    built = build_model(config)
+    sources = [load_source(folder, config) for folder in config.init_from]
+    built = build_model(config, {name: tensor for source in sources for name, tensor in source.weights.items()})
     for split in ("train", "dev", "test"):
         if has_split(config, split):
             rows = len(make_split(config, built, split).dataset)

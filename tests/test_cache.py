@@ -12,8 +12,10 @@ import pytest
 import soundfile
 import torch
 from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
 
 from recognize import ExperimentConfig, train
+from recognize.cli import app
 from recognize.builder import build_model
 from recognize.cache import SUFFIX, Entry, cache_root, feature_key, list_entries
 from recognize.dataset.prepare import prepare
@@ -150,6 +152,24 @@ def test_a_build_killed_half_way_leaves_no_entry_that_is_trusted(meld_dir, tiny_
     (cache / ".T-tiny-bert-train-0.features.safetensors.abc.tmp").write_bytes(b"left by a SIGKILL")
     train(frozen(meld_dir, tiny_bert, tmp_path / "again"))
     assert len(list(cache.glob(f"*{SUFFIX}"))) == 3
+
+
+def test_cache_build_takes_an_earlier_stage_and_refuses_training_flags(meld_dir, tiny_bert, tmp_path, cache, monkeypatch):
+    """`cache build --init-from STAGE1` builds the tuned encoder's features, so the frozen
+    stage 2 runs no encoder; a flag that only training reads is refused, not ignored."""
+    stage1 = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="full", epochs=1, lr=1e-3,
+                                    output_dir=str(tmp_path / "ck")))
+    build = ["cache", "build", str(meld_dir), "--text-model", str(tiny_bert), "--mode", "frozen", "--init-from", str(stage1)]
+    result = CliRunner().invoke(app, build)
+    assert result.exit_code == 0, result.output
+    calls = count_forwards(monkeypatch, TextEncoder)
+    train(frozen(meld_dir, tiny_bert, tmp_path / "stage2", init_from=[str(stage1)]))
+    assert calls[0] == 0
+
+    result = CliRunner().invoke(app, [*build, "--epochs", "3", "--label-type", "sentiment"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: cache build: --label-type, --epochs: only `train` takes them "
+                                     "(cache build computes the encoders' features, whatever is trained on them)")
 
 
 def test_two_processes_building_one_entry_leave_one_valid_entry(meld_dir, tiny_bert, tmp_path, cache):
