@@ -23,7 +23,7 @@ from recognize.config import ExperimentConfig
 from recognize.errors import RecognizeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, report, predict, demo.")
+                  help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, report, predict, cache features, demo.")
 console = Console(quiet=os.environ.get("RANK", "0") != "0")
 """Results go to the terminal once: under torchrun / accelerate launch, only rank 0 prints them."""
 
