@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -56,9 +57,14 @@ def resolved_precision(precision: str) -> str:
 
 def make_accelerator(precision: str, grad_accum: int = 1) -> Accelerator:
     """An Accelerator for `precision` (see `resolved_precision`) accumulating gradients
-    over `grad_accum` batches."""
+    over `grad_accum` batches. accelerate keeps one precision per process; one process may
+    need several (`eval --compare`, a teacher trained at another precision than its
+    student), so a different one replaces the earlier (whose work is done by then)."""
+    precision = resolved_precision(precision)
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != precision:
+        AcceleratorState._reset_state()  # the process's distributed state (PartialState) stays
     cuda = torch.cuda.is_available()
-    return Accelerator(mixed_precision=resolved_precision(precision), gradient_accumulation_steps=grad_accum, cpu=not cuda,
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not cuda,
                        dataloader_config=DataLoaderConfiguration(non_blocking=cuda))  # pinned batches copy asynchronously
 
 

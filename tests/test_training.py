@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from recognize import ExperimentConfig, RecognizeError, evaluate, train
 from recognize import engine
 from recognize import run as run_module
 from recognize.builder import build_model
+from recognize.cli import app
 from recognize.engine import make_optimizer
 from recognize.dataset.meld import label_ids, load_split
 from recognize.model.encoders import load_backbone
@@ -270,3 +272,15 @@ def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(
         window = {key: torch.cat([b[key] for b in batches]) for key in ("T_features", "T_present", "labels")}
         torch.nn.functional.cross_entropy(model(window), window["labels"]).backward()
         assert torch.allclose(gradient, model.head[1].weight.grad, atol=1e-6)
+
+
+def test_checkpoints_of_different_precisions_evaluate_in_one_process(meld_dir, tiny_bert, tmp_path):
+    """accelerate holds one precision per process: `eval --compare` of a bf16 run and a
+    full-precision one, or a teacher of another precision, must not trip over it."""
+    runs = {precision: train(make_config(meld_dir, tiny_bert, tmp_path / precision, mode="frozen", epochs=1,
+                                         precision=precision)) for precision in ("bf16", "no")}
+    result = CliRunner().invoke(app, ["eval", str(runs["bf16"]), "--compare", str(runs["no"]), "--split", "dev"])
+    assert result.exit_code == 0, result.output
+    recorded = {p: json.loads((folder / "metrics.json").read_text())["dev"]["weighted_f1"] for p, folder in runs.items()}
+    evaluated = {p: json.loads((folder / "eval-dev.json").read_text())["weighted_f1"] for p, folder in runs.items()}
+    assert evaluated == pytest.approx(recorded, abs=1e-12)
