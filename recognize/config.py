@@ -273,8 +273,3 @@ def _choose(flag: str, value: str, valid: dict[str, str]) -> str:
     if key not in valid:
         raise RecognizeError(f"{flag}: unknown value '{value}'; valid: {', '.join(valid)}")
     return valid[key]
-
-
-def field_help(name: str) -> str:
-    """The help text of the ExperimentConfig field `name`."""
-    return next(f.metadata["help"] for f in dataclasses.fields(ExperimentConfig) if f.name == name)

@@ -10,8 +10,3 @@ CSV_COLUMN: dict[str, str] = {"emotion": "Emotion", "sentiment": "Sentiment"}
 """Task name -> the MELD CSV column that holds its label."""
 
 TASK_LETTER: dict[str, str] = {"emotion": "E", "sentiment": "S"}
-
-
-def label_names(task: str) -> tuple[str, ...]:
-    """Return the class names of `task` ("emotion" or "sentiment") in index order."""
-    return LABELS[task]
