@@ -23,16 +23,20 @@ from recognize.errors import RecognizeError
 from recognize.run import train
 
 SUMMARY = "cross-validation.json"
+MIN_FOLDS = 3
+"""The fewest folds that leave one to train on: fold i tests, fold i + 1 picks the best epoch."""
 SCORES: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
 
 
 def dialogue_folds(dialogue_ids: "list[str] | pd.Series", folds: int, seed: int = 0) -> list[np.ndarray]:
     """Row indices of each of `folds` folds: the dialogues shuffled (seeded), then each one
-    given whole to the fold with the fewest rows so far, so folds are about equal in rows."""
+    given whole to the fold with the fewest rows so far, so folds are about equal in rows.
+    RecognizeError unless `folds` lies between MIN_FOLDS and the number of dialogues."""
     ids = pd.Series(list(dialogue_ids)).astype(str)
     dialogues = ids.unique()
-    if not 2 <= folds <= len(dialogues):
-        raise RecognizeError(f"--folds: must be between 2 and the split's {len(dialogues)} dialogues, got {folds}")
+    if not MIN_FOLDS <= folds <= len(dialogues):
+        raise RecognizeError(f"--folds: cross-validation needs at least {MIN_FOLDS} (a fold tests, the next picks the best "
+                             f"epoch, the rest train) and at most the split's {len(dialogues)} dialogues, got {folds}")
     order = np.random.default_rng(seed).permutation(len(dialogues))
     sizes = ids.value_counts()
     members: list[list[str]] = [[] for _ in range(folds)]
@@ -68,9 +72,6 @@ def cross_validate(config: ExperimentConfig, split: str = "dev", folds: int = 10
     path = csv_path(source, split)
     if not path.is_file():
         raise RecognizeError(f"{path}: CSV not found in the data folder")
-    if folds < 3:
-        raise RecognizeError(f"--folds: cross-validation needs at least 3 (a fold tests, the next picks the best epoch, "
-                             f"the rest train), got {folds}")
     raw = read_raw_csv(path)
     if "Dialogue_ID" not in raw.columns:
         raise RecognizeError(f"{path}: missing column Dialogue_ID")
