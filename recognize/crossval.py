@@ -7,7 +7,6 @@ run's dev split); the other K - 2 folds train. Each fold is a MELD folder of its
 (unrepaired, as in the source file) and its audios/ and videos/ split folders link to the
 source split's, so clips are found by their usual names."""
 
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,12 @@ from recognize.dataset.media import MEDIA_FOLDER
 from recognize.dataset.meld import SPLITS, csv_path, read_raw_csv
 from recognize.dataset.prepare import link_to
 from recognize.errors import RecognizeError
+from recognize.metrics import SCORES, mean_and_std
 from recognize.run import train
 
 SUMMARY = "cross-validation.json"
 MIN_FOLDS = 3
 """The fewest folds that leave one to train on: fold i tests, fold i + 1 picks the best epoch."""
-SCORES: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
 
 
 def dialogue_folds(dialogue_ids: "list[str] | pd.Series", folds: int, seed: int = 0) -> list[np.ndarray]:
@@ -87,10 +86,10 @@ def cross_validate(config: ExperimentConfig, split: str = "dev", folds: int = 10
                                           "seed_folder": False})
         metrics = ckpt.read_json(train(run) / ckpt.METRICS)
         results.append({"fold": i, "rows": len(fold_rows[i]), **{k: metrics["test"][k] for k in SCORES}})
+    spread = {k: mean_and_std([r[k] for r in results]) for k in SCORES}
     summary = {
         "split": split, "folds": folds, "data": str(source), "run_name": config.run_name, "per_fold": results,
-        **{k: {"mean": statistics.mean(r[k] for r in results), "std": statistics.stdev(r[k] for r in results)}
-           for k in SCORES},
+        **{k: {"mean": mean, "std": std} for k, (mean, std) in spread.items()},
     }
     ckpt.write_json(root / SUMMARY, summary)
     return summary

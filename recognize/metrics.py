@@ -1,9 +1,20 @@
 """Classification metrics as MELD papers report them (fractions in [0, 1])."""
 
-from typing import Any
+import statistics
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+SCORES: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
+"""The overall scores of `classification_metrics` that results tables, seed aggregates and
+cross-validation summaries report, in column order."""
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, Optional[float]]:
+    """The mean and sample standard deviation of `values` (None for a single value, which
+    has no spread to estimate)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: "list[str] | tuple[str, ...]") -> dict[str, Any]:

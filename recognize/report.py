@@ -12,7 +12,6 @@ skipped with a warning."""
 import csv
 import io
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -21,9 +20,7 @@ from recognize.checkpoint import CONFIG, METRICS
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig, backbone_name
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
-
-SCORES: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
-"""The metrics a table shows, in column order."""
+from recognize.metrics import SCORES, mean_and_std
 
 SCORE_TITLES: dict[str, str] = {"accuracy": "accuracy", "precision": "precision", "recall": "recall",
                                 "weighted_f1": "weighted-F1", "macro_f1": "macro-F1"}
@@ -77,12 +74,12 @@ class Row:
 
     def mean(self, score: str) -> float:
         """Mean of `score` over the seeds, in percent."""
-        return 100 * statistics.mean(self.scores[score])
+        return 100 * mean_and_std(self.scores[score])[0]
 
     def std(self, score: str) -> Optional[float]:
         """Sample standard deviation of `score` over the seeds, in percent (None for one seed)."""
-        values = self.scores[score]
-        return 100 * statistics.stdev(values) if len(values) > 1 else None
+        std = mean_and_std(self.scores[score])[1]
+        return None if std is None else 100 * std
 
 
 def find_runs(root: "str | Path", split: str = "test", warn: Callable[[str], None] = print) -> list[Run]:

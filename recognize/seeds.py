@@ -3,18 +3,16 @@ and `{run_name}/aggregate.json` (mean and sample standard deviation of each scor
 seeds); `eval` on such a folder evaluates every seed."""
 
 import re
-import statistics
 from pathlib import Path
 from typing import Any
 
 from recognize.checkpoint import CONFIG
 from recognize.errors import RecognizeError
+from recognize.metrics import SCORES, mean_and_std
 
 AGGREGATE = "aggregate.json"
 SEED_FOLDER = re.compile(r"seed-(-?\d+)")
 """The name of one seed's folder inside a setting folder; its group is the seed."""
-AGGREGATED: tuple[str, ...] = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
-"""The scores aggregated over seeds (fractions in [0, 1], as in metrics.json)."""
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -48,13 +46,14 @@ def seed_member(folder: "str | Path", seed: int) -> str:
 
 def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Per split ("dev", "test", or a bare metrics dict under "scores"), the mean, sample
-    standard deviation (0 for one seed) and values of each AGGREGATED score over the seeds."""
+    standard deviation (0 for one seed) and values of each of SCORES over the seeds
+    (fractions in [0, 1], as in metrics.json)."""
     def summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         out = {}
-        for score in AGGREGATED:
+        for score in SCORES:
             values = [m[score] for m in metrics]
-            out[score] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                          "values": values}
+            mean, std = mean_and_std(values)
+            out[score] = {"mean": mean, "std": 0.0 if std is None else std, "values": values}
         return out
 
     seeds = sorted(per_seed)

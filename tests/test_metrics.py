@@ -2,7 +2,7 @@
 
 import pytest
 
-from recognize.metrics import classification_metrics
+from recognize.metrics import SCORES, classification_metrics, mean_and_std
 
 LABELS = ("neutral", "joy", "anger", "fear")
 
@@ -34,3 +34,13 @@ def test_a_class_only_predicted_counts_in_macro_f1_with_an_f1_of_zero():
 def test_every_row_right_scores_one_whatever_classes_the_split_lacks():
     metrics = classification_metrics([0, 1, 1, 2], [0, 1, 1, 2], LABELS)
     assert (metrics["accuracy"], metrics["weighted_f1"], metrics["macro_f1"]) == (1.0, 1.0, 1.0)
+
+
+def test_scores_are_the_overall_keys_of_classification_metrics_in_order():
+    metrics = classification_metrics([0, 1], [0, 1], LABELS)
+    assert [key for key in metrics if key in SCORES] == list(SCORES)
+
+
+def test_mean_and_std_give_the_sample_spread_and_none_for_one_value():
+    assert mean_and_std([0.25, 0.5, 0.75]) == (0.5, 0.25)  # n - 1 in the denominator: (2 * 0.0625) / 2
+    assert mean_and_std([0.6]) == (0.6, None)
