@@ -7,10 +7,10 @@ best epoch, the rest training; prints each fold and the mean ± std, and writes
 """
 
 import argparse
-import sys
 
 from recognize import ExperimentConfig
 from recognize.crossval import SCORES, cross_validate
+from recognize.scripting import run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -42,4 +42,4 @@ def main(argv: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)

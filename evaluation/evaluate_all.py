@@ -9,6 +9,7 @@ from pathlib import Path
 
 from recognize import RecognizeError, evaluate
 from recognize.checkpoint import CONFIG, METRICS
+from recognize.scripting import run_script
 
 
 def finished_runs(root: Path) -> list[Path]:
@@ -16,12 +17,13 @@ def finished_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(CONFIG) if (p.parent / METRICS).is_file())
 
 
-def main() -> None:
+def main(argv: "list[str] | None" = None) -> None:
+    """Parse the options, evaluate each finished run, print one line per run."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="folder holding checkpoint folders")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--data", help="MELD folder (default: each run's own)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for folder in finished_runs(args.root):
         name = folder.relative_to(args.root)  # a seed-N folder, or a recipe's second stage, named in full
         try:
@@ -33,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -1,8 +1,12 @@
-"""The few command-line arguments every script in `training/` shares, so that a recipe
-runs as published (hub model ids, MELD at datasets/MELD) or offline on local folders."""
+"""What the scripts in `training/` and `evaluation/` share: the few command-line arguments
+of a recipe, so that it runs as published (hub model ids, MELD at datasets/MELD) or offline
+on local folders, and the way a script ends on bad input (one line, as the CLI does)."""
 
 import argparse
-from typing import Optional
+import sys
+from typing import Callable, Optional
+
+from recognize.errors import RecognizeError, first_line
 
 
 def recipe_arguments(description: str, argv: "list[str] | None" = None, text_model: Optional[str] = None,
@@ -25,3 +29,14 @@ def recipe_arguments(description: str, argv: "list[str] | None" = None, text_mod
     for flag, (default, valid) in (choices or {}).items():
         parser.add_argument(flag, default=default, choices=valid)
     return parser.parse_args(argv)
+
+
+def run_script(main: Callable[["list[str]"], None], argv: "list[str] | None" = None) -> None:
+    """Run a script's `main` on `argv` (default: the command line's arguments). A
+    RecognizeError ends the process as the CLI ends it: `error: <one line>` on stderr and
+    exit code 1, no traceback."""
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except RecognizeError as error:
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        raise SystemExit(1) from None

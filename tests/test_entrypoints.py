@@ -2,6 +2,8 @@
 training/ and the script in evaluation/, each run for real on tiny data."""
 
 import json
+import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,9 @@ from typer.testing import CliRunner
 from recognize.cli import app
 from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
+from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
+from recognize.scripting import run_script
 from recognize.tiny import write_tiny_vivit, write_tiny_wav2vec2
 
 from helpers import ROOT, load_script
@@ -112,3 +116,57 @@ def test_evaluate_all_finds_only_finished_runs(tmp_path):
         (folder / "config.json").write_text("{}")
     (finished / "metrics.json").write_text("{}")
     assert load_script("evaluation/evaluate_all.py").finished_runs(tmp_path) == [finished]
+
+
+SCRIPTS = sorted(path.relative_to(ROOT).as_posix() for folder in ("training", "evaluation") for path in (ROOT / folder).glob("*.py"))
+MISSING_INPUT = {"evaluation/evaluate_all.py": "{missing}: no such folder",
+                 "evaluation/cross_validation.py": "{missing}/dev_sent_emo.csv: CSV not found in the data folder"}
+
+
+def run_as_main(script: str, *arguments: str, monkeypatch) -> int:
+    """Run `script` as `python script arguments...` does, in this process; its exit code."""
+    monkeypatch.setattr(sys, "argv", [script, *arguments])
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+    return ended.value.code
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "evaluation/evaluate_all.py"])
+def test_each_script_ends_on_a_missing_data_folder_with_one_line(script, tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "missing"
+    expected = MISSING_INPUT.get(script, "{missing}: data folder not found (expected a MELD folder with train_sent_emo.csv)")
+    assert run_as_main(script, str(missing), monkeypatch=monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {expected.format(missing=missing)}\n"
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_cross_validation_script_refuses_two_folds_in_one_line(meld_dir, tmp_path, capsys, monkeypatch):
+    script = "evaluation/cross_validation.py"
+    assert run_as_main(script, str(meld_dir), "--folds", "2", "--output-dir", str(tmp_path), monkeypatch=monkeypatch) == 1
+    assert capsys.readouterr().err == ("error: --folds: cross-validation needs at least 3 (a fold tests, the next picks "
+                                       "the best epoch, the rest train), got 2\n")
+
+
+def test_a_recipe_process_prints_no_traceback_on_bad_input(tmp_path):
+    missing = tmp_path / "missing"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, whatever is installed
+    result = subprocess.run([sys.executable, "training/text_finetune.py", str(missing)], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"error: {missing}: data folder not found (expected a MELD folder with train_sent_emo.csv)\n"
+
+
+def test_run_script_passes_the_arguments_and_lets_other_errors_through(capsys):
+    seen = []
+    run_script(seen.append, ["a", "--b"])
+    assert seen == [["a", "--b"]]
+
+    def fail(argv: list[str]) -> None:
+        raise RecognizeError(f"{argv[0]}: broken\nsecond line")
+
+    with pytest.raises(SystemExit) as ended:
+        run_script(fail, ["data.csv"])
+    assert (ended.value.code, capsys.readouterr().err) == (1, "error: data.csv: broken\n")
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        run_script(lambda argv: 1 / 0, [])

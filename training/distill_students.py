@@ -14,11 +14,9 @@ feature cache in stage 3. Pass --distill dist, feature or dist+feature to try th
 losses. The data folder needs audios/ and videos/ (`emotion-recognize prepare`).
 """
 
-import sys
-
 from recognize import ExperimentConfig, evaluate, train
 from recognize.config import DISTILL_LOSSES
-from recognize.scripting import recipe_arguments
+from recognize.scripting import recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -39,4 +37,4 @@ def main(argv: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)

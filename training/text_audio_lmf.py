@@ -12,11 +12,10 @@ Stages 2 and 4 have the same settings, hence the same folder name; stage 2 goes 
 down. The data folder needs audios/{split}/ (`emotion-recognize prepare`).
 """
 
-import sys
 from pathlib import Path
 
 from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments
+from recognize.scripting import recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -38,4 +37,4 @@ def main(argv: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)

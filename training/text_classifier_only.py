@@ -4,10 +4,8 @@ MPNet "Training Classification").
     python training/text_classifier_only.py datasets/MELD
 """
 
-import sys
-
 from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments
+from recognize.scripting import recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -20,4 +18,4 @@ def main(argv: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)

@@ -5,10 +5,8 @@
     python training/text_finetune.py datasets/MELD --text-model bert-base-uncased
 """
 
-import sys
-
 from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments
+from recognize.scripting import recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -21,4 +19,4 @@ def main(argv: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)

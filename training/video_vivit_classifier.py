@@ -6,10 +6,8 @@ Classification", there scored by 10-fold cross-validation on the dev split).
 The data folder needs videos/{split}/ (`emotion-recognize prepare`).
 """
 
-import sys
-
 from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments
+from recognize.scripting import recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -22,4 +20,4 @@ def main(argv: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main)
