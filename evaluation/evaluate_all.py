@@ -1,20 +1,19 @@
-"""Evaluate every checkpoint folder under a directory on one split and print one line per
-run (accuracy and weighted-F1 in percent), skipping folders that are not finished runs.
+"""Evaluate every finished checkpoint folder under a directory on one split and print one
+line per run (accuracy and weighted-F1 in percent). Folders that are not finished runs are
+passed over; a run that cannot be evaluated is named on stderr with the reason, and when
+none could be, the script ends with an error.
 
     python evaluation/evaluate_all.py checkpoints --split test [--data datasets/MELD]
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 from recognize import RecognizeError, evaluate
-from recognize.checkpoint import CONFIG, METRICS
+from recognize.checkpoint import METRICS
+from recognize.report import run_folders
 from recognize.scripting import run_script
-
-
-def finished_runs(root: Path) -> list[Path]:
-    """Folders under `root` (at any depth) holding a config.json and a metrics.json."""
-    return sorted(p.parent for p in root.rglob(CONFIG) if (p.parent / METRICS).is_file())
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -24,14 +23,20 @@ def main(argv: "list[str] | None" = None) -> None:
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--data", help="MELD folder (default: each run's own)")
     args = parser.parse_args(argv)
-    for folder in finished_runs(args.root):
-        name = folder.relative_to(args.root)  # a seed-N folder, or a recipe's second stage, named in full
+    evaluated = 0
+    for folder in run_folders(args.root):
+        if not (folder / METRICS).is_file():
+            continue  # interrupted or still training: not a finished run
+        name = folder.relative_to(args.root)  # a seed-N folder, or a recipe's later stage, named in full
         try:
             metrics = evaluate(folder, split=args.split, data=args.data)
         except RecognizeError as error:
-            print(f"{name}: skipped ({error})")
+            print(f"{name}: skipped ({error})", file=sys.stderr)
             continue
         print(f"{name}: accuracy {100 * metrics['accuracy']:.2f}  weighted-F1 {100 * metrics['weighted_f1']:.2f}")
+        evaluated += 1
+    if not evaluated:
+        raise RecognizeError(f"{args.root}: no finished run could be evaluated on {args.split}")
 
 
 if __name__ == "__main__":

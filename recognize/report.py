@@ -86,12 +86,8 @@ def find_runs(root: "str | Path", split: str = "test", warn: Callable[[str], Non
     """Every finished run under `root` (recursively) with scores on `split`: metrics.json's
     for train/dev/test where present, else the folder's eval-{split}.json. Others are
     reported through `warn` and skipped."""
-    root = Path(root)
-    if not root.is_dir():
-        raise RecognizeError(f"{root}: no such folder")
     runs = []
-    for config_file in sorted(root.rglob(CONFIG)):
-        folder = config_file.parent
+    for folder in run_folders(root):
         try:
             run = _read_run(folder, split)
         except (RecognizeError, KeyError, TypeError, ValueError) as error:
@@ -99,6 +95,15 @@ def find_runs(root: "str | Path", split: str = "test", warn: Callable[[str], Non
             continue
         runs.append(run)
     return runs
+
+
+def run_folders(root: "str | Path") -> list[Path]:
+    """Every folder under `root` (recursively, in sorted order) holding a config.json,
+    finished or not; RecognizeError when `root` is not a folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RecognizeError(f"{root}: no such folder")
+    return [config_file.parent for config_file in sorted(root.rglob(CONFIG))]
 
 
 def _read_run(folder: Path, split: str) -> Run:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from recognize import ExperimentConfig, train
 from recognize.cli import app
 from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
@@ -108,15 +109,33 @@ def test_each_recipe_runs_end_to_end_on_local_folders(recipe, recipe_inputs, tmp
         assert record_stages(json.loads((tmp_path / folder / "config.json").read_text())) == training
 
 
-def test_evaluate_all_finds_only_finished_runs(tmp_path):
-    finished = tmp_path / "a" / "T--ET(x)"
-    unfinished = tmp_path / "T--EF(x)"
-    for folder in (finished, unfinished):
-        folder.mkdir(parents=True)
+def test_evaluate_all_prints_each_finished_run_and_names_the_failures(meld_dir, tiny_bert, tmp_path, capsys):
+    good = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", epochs=1,
+                                  output_dir=str(tmp_path / "a")))
+    broken, unfinished = tmp_path / "T--ET(x)", tmp_path / "T--EF(x)"
+    for folder in (broken, unfinished):
+        folder.mkdir()
         (folder / "config.json").write_text("{}")
-    (finished / "metrics.json").write_text("{}")
-    assert load_script("evaluation/evaluate_all.py").finished_runs(tmp_path) == [finished]
+    (broken / "metrics.json").write_text("{}")
+    capsys.readouterr()
+    load_script("evaluation/evaluate_all.py").main([str(tmp_path)])
+    captured = capsys.readouterr()
+    metrics = json.loads((good / "eval-test.json").read_text())
+    assert captured.out == (f"a/T--EF(tiny-bert): accuracy {100 * metrics['accuracy']:.2f}  "
+                            f"weighted-F1 {100 * metrics['weighted_f1']:.2f}\n")
+    skipped = [line for line in captured.err.splitlines() if "skipped" in line]  # beside transformers' progress bars
+    assert len(skipped) == 1 and skipped[0].startswith("T--ET(x): skipped (")  # the unfinished one is passed over
 
+
+def test_evaluate_all_fails_when_no_run_could_be_evaluated(tmp_path, capsys, monkeypatch):
+    broken = tmp_path / "T--ET(x)"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    (broken / "metrics.json").write_text("{}")
+    assert run_as_main("evaluation/evaluate_all.py", str(tmp_path), "--split", "dev", monkeypatch=monkeypatch) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("T--ET(x): skipped (")
+    assert lines[1:] == [f"error: {tmp_path}: no finished run could be evaluated on dev"]
 
 SCRIPTS = sorted(path.relative_to(ROOT).as_posix() for folder in ("training", "evaluation") for path in (ROOT / folder).glob("*.py"))
 MISSING_INPUT = {"evaluation/evaluate_all.py": "{missing}: no such folder",
@@ -131,7 +150,7 @@ def run_as_main(script: str, *arguments: str, monkeypatch) -> int:
     return ended.value.code
 
 
-@pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "evaluation/evaluate_all.py"])
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_each_script_ends_on_a_missing_data_folder_with_one_line(script, tmp_path, capsys, monkeypatch):
     missing = tmp_path / "missing"
     expected = MISSING_INPUT.get(script, "{missing}: data folder not found (expected a MELD folder with train_sent_emo.csv)")
