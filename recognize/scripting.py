@@ -4,6 +4,7 @@ on local folders, and the way a script ends on bad input (one line, as the CLI d
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Optional
 
 from recognize.errors import RecognizeError, first_line
@@ -15,7 +16,7 @@ def recipe_arguments(description: str, argv: "list[str] | None" = None, text_mod
     """Parse a recipe's arguments: DATA_DIR, a model flag for each encoder the recipe uses
     (--text-model, --audio-model, --video-model, defaulting to the given ids), --label-type,
     --epochs (every stage's epochs; 0 keeps each stage's own), --batch-size, --seed,
-    --output-dir, and the recipe's own `choices` (flag -> (default, valid values))."""
+    --output-dir, --overwrite, and the recipe's own `choices` (flag -> (default, valid values))."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", default="datasets/MELD", help="MELD folder")
     for flag, default in (("--text-model", text_model), ("--audio-model", audio_model), ("--video-model", video_model)):
@@ -26,9 +27,18 @@ def recipe_arguments(description: str, argv: "list[str] | None" = None, text_mod
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="checkpoints")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the recipe's checkpoint folders that exist (default: an existing one is an error)")
     for flag, (default, valid) in (choices or {}).items():
         parser.add_argument(flag, default=default, choices=valid)
     return parser.parse_args(argv)
+
+
+def stages_folder(args: argparse.Namespace, recipe: str) -> str:
+    """Where a recipe of several stages writes them: `{--output-dir}/{recipe}/`, a folder of
+    its own, so that its stages never meet another recipe's (or `emotion-recognize train`'s)
+    runs of the same setting."""
+    return str(Path(args.output_dir) / recipe)
 
 
 def run_script(main: Callable[["list[str]"], None], argv: "list[str] | None" = None) -> None:

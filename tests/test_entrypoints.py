@@ -60,19 +60,20 @@ RECIPES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "training
 RESEARCH_ROWS = {  # recipe -> the training column of the research table's rows it reproduces, by checkpoint folder
     "training/text_finetune.py": {"T--ET(tiny-bert)": "Full Tuning"},
     "training/text_classifier_only.py": {"T--EF(tiny-bert)": "Training Classification"},
-    "training/text_mpnet_two_stage.py": {"T--ET(tiny-bert)": "Full Tuning",
-                                         "T--EF(tiny-bert)": "Full Tuning -> Training Classification"},
+    "training/text_mpnet_two_stage.py": {
+        "text_mpnet_two_stage/T--ET(tiny-bert)": "Full Tuning",
+        "text_mpnet_two_stage/T--EF(tiny-bert)": "Full Tuning -> Training Classification"},
     "training/text_audio_lmf.py": {
-        "T--ET(tiny-bert)": "Full Tuning",
-        "after-text-only/T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Training Classification",
-        "T+A--ET--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning",
-        "T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning -> Training Classification"},
+        "text_audio_lmf/T--ET(tiny-bert)": "Full Tuning",
+        "text_audio_lmf/after-text-only/T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Training Classification",
+        "text_audio_lmf/T+A--ET--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning",
+        "text_audio_lmf/T+A--EF--LMF(tiny-bert+tiny-wav2vec2)": "Text-only Full Tuning -> Full Tuning -> Training Classification"},
     "training/video_vivit_classifier.py": {"V--EF(tiny-vivit)": "Training Classification"},
     "training/distill_students.py": {
-        "T--ET(tiny-bert)": "Full Tuning",
-        "A--ET(tiny-wav2vec2)": f"Full Tuning ({KD})",
-        "V--EL(tiny-vivit)": f"LoRA ({KD})",
-        "T+A+V--EF--ATTENTION(tiny-bert+tiny-wav2vec2+tiny-vivit)":
+        "distill_students/T--ET(tiny-bert)": "Full Tuning",
+        "distill_students/A--ET(tiny-wav2vec2)": f"Full Tuning ({KD})",
+        "distill_students/V--EL(tiny-vivit)": f"LoRA ({KD})",
+        "distill_students/T+A+V--EF--ATTENTION(tiny-bert+tiny-wav2vec2+tiny-vivit)":
             f"(Text-only Full Tuning + Audio-only Full Tuning ({KD}) + Video-only LoRA ({KD})) -> Training Classification"},
 }
 
@@ -90,6 +91,29 @@ def recipe_inputs(tmp_path_factory, tiny_bert) -> dict:
 
 def test_every_recipe_is_listed_with_the_research_rows_it_reproduces():
     assert RECIPES == sorted(RESEARCH_ROWS)
+
+
+def test_no_two_recipes_write_the_same_checkpoint_folder():  # each run end to end below writes exactly its rows
+    folders = [folder for rows in RESEARCH_ROWS.values() for folder in rows]
+    assert len(folders) == len(set(folders))
+
+
+def test_text_recipes_run_one_after_another_into_one_folder_and_again_with_overwrite(recipe_inputs, tmp_path):
+    arguments = [str(recipe_inputs["data"]), "--text-model", str(recipe_inputs["models"]["--text-model"]), "--epochs", "1",
+                 "--batch-size", "8", "--output-dir", str(tmp_path)]
+    recipes = ["training/text_finetune.py", "training/text_classifier_only.py", "training/text_mpnet_two_stage.py"]
+    for recipe in recipes:
+        load_script(recipe).main(arguments)
+    finished = sorted(p.parent.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("metrics.json"))
+    assert finished == sorted(folder for recipe in recipes for folder in RESEARCH_ROWS[recipe])
+
+    two_stage = load_script("training/text_mpnet_two_stage.py")
+    stage1 = tmp_path / "text_mpnet_two_stage" / "T--ET(tiny-bert)"
+    with pytest.raises(RecognizeError, match=r"checkpoint folder exists; pass --overwrite"):
+        two_stage.main(arguments)
+    before = (stage1 / "metrics.json").stat().st_mtime_ns
+    two_stage.main([*arguments, "--overwrite"])
+    assert (stage1 / "metrics.json").stat().st_mtime_ns > before  # trained again, not left as it was
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -4,10 +4,12 @@ then the three are fused. Offline on local model folders with --text-model, --au
 
     python training/distill_students.py datasets/MELD
 
-  1. the text teacher, full tuning                      checkpoints/T--ET(all-mpnet-base-v2)
-  2. the audio student, full tuning with KD from it      checkpoints/A--ET(wav2vec2-base)
-  3. the video student, LoRA with KD from it             checkpoints/V--EL(vivit-b-16x2-kinetics400)
-  4. the three fused by text-led attention, classifier   checkpoints/T+A+V--EF--ATTENTION(...)
+  1. the text teacher, full tuning                      checkpoints/distill_students/T--ET(all-mpnet-base-v2)
+  2. the audio student, full tuning with KD from it      checkpoints/distill_students/A--ET(wav2vec2-base)
+  3. the video student, LoRA with KD from it             checkpoints/distill_students/V--EL(vivit-b-16x2-kinetics400)
+  4. the three fused by text-led attention, classifier   checkpoints/distill_students/T+A+V--EF--ATTENTION(...)
+
+The stages go in a folder of their own, apart from other recipes' runs of the same settings.
 
 The teacher's outputs on the training rows are computed once (stage 2) and read from the
 feature cache in stage 3. Pass --distill dist, feature or dist+feature to try the other
@@ -16,7 +18,7 @@ losses. The data folder needs audios/ and videos/ (`emotion-recognize prepare`).
 
 from recognize import ExperimentConfig, evaluate, train
 from recognize.config import DISTILL_LOSSES
-from recognize.scripting import recipe_arguments, run_script
+from recognize.scripting import recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -25,13 +27,17 @@ def main(argv: "list[str] | None" = None) -> None:
                             audio_model="facebook/wav2vec2-base", video_model="google/vivit-b-16x2-kinetics400",
                             choices={"--distill": ("kd", DISTILL_LOSSES)})
     common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
-                  video_model=args.video_model, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir)
-    teacher = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common))
+                  video_model=args.video_model, batch_size=args.batch_size, seed=args.seed,
+                  output_dir=stages_folder(args, "distill_students"))
+    teacher = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), overwrite=args.overwrite)
     distilled = dict(teacher=str(teacher), distill=args.distill, **common)
-    audio = train(ExperimentConfig(modal="A", mode="full", epochs=args.epochs or 4, lr=5e-5, head_lr=1e-3, **distilled))
-    video = train(ExperimentConfig(modal="V", mode="lora", epochs=args.epochs or 4, lr=2e-4, head_lr=1e-3, **distilled))
+    audio = train(ExperimentConfig(modal="A", mode="full", epochs=args.epochs or 4, lr=5e-5, head_lr=1e-3, **distilled),
+                  overwrite=args.overwrite)
+    video = train(ExperimentConfig(modal="V", mode="lora", epochs=args.epochs or 4, lr=2e-4, head_lr=1e-3, **distilled),
+                  overwrite=args.overwrite)
     fused = train(ExperimentConfig(modal="T+A+V", fusion="attention", fusion_dim=64, mode="frozen", epochs=args.epochs or 8,
-                                   lr=1e-3, init_from=[str(teacher), str(audio), str(video)], **common))
+                                   lr=1e-3, init_from=[str(teacher), str(audio), str(video)], **common),
+                  overwrite=args.overwrite)
     for folder in (teacher, audio, video, fused):
         print(folder, evaluate(folder, split="test")["weighted_f1"])
 

@@ -3,11 +3,12 @@ of ORIGIN.md's multimodal table, in one run that shares their common stages.
 
     python training/text_audio_lmf.py datasets/MELD
 
-  1. T full tuning                                       checkpoints/T--ET(all-mpnet-base-v2)
-  2. "Text-only Full Tuning -> Training Classification"  checkpoints/after-text-only/T+A--EF--LMF(...)
-  3. "Text-only Full Tuning -> Full Tuning"              checkpoints/T+A--ET--LMF(...)
-  4. "... -> Full Tuning -> Training Classification"     checkpoints/T+A--EF--LMF(...)
+  1. T full tuning                                       checkpoints/text_audio_lmf/T--ET(all-mpnet-base-v2)
+  2. "Text-only Full Tuning -> Training Classification"  checkpoints/text_audio_lmf/after-text-only/T+A--EF--LMF(...)
+  3. "Text-only Full Tuning -> Full Tuning"              checkpoints/text_audio_lmf/T+A--ET--LMF(...)
+  4. "... -> Full Tuning -> Training Classification"     checkpoints/text_audio_lmf/T+A--EF--LMF(...)
 
+The stages go in a folder of their own, apart from other recipes' runs of the same settings.
 Stages 2 and 4 have the same settings, hence the same folder name; stage 2 goes one folder
 down. The data folder needs audios/{split}/ (`emotion-recognize prepare`).
 """
@@ -15,7 +16,7 @@ down. The data folder needs audios/{split}/ (`emotion-recognize prepare`).
 from pathlib import Path
 
 from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments, run_script
+from recognize.scripting import recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -23,15 +24,16 @@ def main(argv: "list[str] | None" = None) -> None:
     args = recipe_arguments(__doc__, argv, text_model="sentence-transformers/all-mpnet-base-v2",
                             audio_model="facebook/wav2vec2-base")
     common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
-                  batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir)
-    text = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common))
+                  batch_size=args.batch_size, seed=args.seed, output_dir=stages_folder(args, "text_audio_lmf"))
+    text = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), overwrite=args.overwrite)
     fused = dict(modal="T+A", fusion="lmf", lmf_rank=4, fusion_dim=64, **common)
-    classifier_after_text = train(ExperimentConfig(**{**fused, "output_dir": str(Path(args.output_dir) / "after-text-only")},
-                                                   mode="frozen", epochs=args.epochs or 8, lr=1e-3, init_from=[str(text)]))
+    classifier_after_text = train(ExperimentConfig(**{**fused, "output_dir": str(Path(common["output_dir"]) / "after-text-only")},
+                                                   mode="frozen", epochs=args.epochs or 8, lr=1e-3, init_from=[str(text)]),
+                                  overwrite=args.overwrite)
     full = train(ExperimentConfig(**fused, mode="full", epochs=args.epochs or 4, lr=2e-5, head_lr=1e-3,  # LMF starts afresh
-                                  init_from=[str(text)]))
+                                  init_from=[str(text)]), overwrite=args.overwrite)
     classifier_after_full = train(ExperimentConfig(**fused, mode="frozen", epochs=args.epochs or 8, lr=1e-3,
-                                                   init_from=[str(full)]))
+                                                   init_from=[str(full)]), overwrite=args.overwrite)
     for folder in (classifier_after_text, full, classifier_after_full):
         print(folder, evaluate(folder, split="test")["weighted_f1"])
 

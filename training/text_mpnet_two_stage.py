@@ -2,10 +2,16 @@
 (ORIGIN.md, text table, "Full Tuning -> Training Classification").
 
     python training/text_mpnet_two_stage.py datasets/MELD
+
+  1. T full tuning                              checkpoints/text_mpnet_two_stage/T--ET(all-mpnet-base-v2)
+  2. the classifier alone on stage 1's encoder  checkpoints/text_mpnet_two_stage/T--EF(all-mpnet-base-v2)
+
+The stages go in a folder of their own, apart from text_finetune.py's and
+text_classifier_only.py's runs of the same settings.
 """
 
 from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments, run_script
+from recognize.scripting import recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -13,9 +19,9 @@ def main(argv: "list[str] | None" = None) -> None:
     args = recipe_arguments(__doc__, argv, text_model="sentence-transformers/all-mpnet-base-v2")
     stage1 = train(ExperimentConfig(data=args.data, modal="T", task=args.task, mode="full", text_model=args.text_model,
                                     epochs=args.epochs or 4, lr=2e-5, batch_size=args.batch_size, seed=args.seed,
-                                    output_dir=args.output_dir))
+                                    output_dir=stages_folder(args, "text_mpnet_two_stage")), overwrite=args.overwrite)
     stage2 = train(ExperimentConfig.from_checkpoint(stage1, mode="frozen", init_from=[str(stage1)],
-                                                    epochs=args.epochs or 8, lr=1e-3))
+                                                    epochs=args.epochs or 8, lr=1e-3), overwrite=args.overwrite)
     print(stage2, evaluate(stage2, split="test")["weighted_f1"])
 
 
