@@ -10,7 +10,8 @@ import argparse
 
 from recognize import ExperimentConfig
 from recognize.crossval import SCORES, cross_validate
-from recognize.scripting import run_script
+from recognize.report import SCORE_TITLES
+from recognize.scripting import run_script, score_line
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -36,9 +37,9 @@ def main(argv: "list[str] | None" = None) -> None:
                               batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir)
     summary = cross_validate(config, split=args.split, folds=args.folds)
     for fold in summary["per_fold"]:
-        print(f"fold {fold['fold']} ({fold['rows']} rows): acc {100 * fold['accuracy']:.2f}  wF1 {100 * fold['weighted_f1']:.2f}")
+        print(f"fold {fold['fold']} ({fold['rows']} rows): {score_line(fold)}")
     print(f"{summary['run_name']}, {args.folds}-fold on {args.split}: " + "  ".join(
-        f"{name} {100 * summary[name]['mean']:.2f} ± {100 * summary[name]['std']:.2f}" for name in SCORES))
+        f"{SCORE_TITLES[name]} {100 * summary[name]['mean']:.2f} ± {100 * summary[name]['std']:.2f}%" for name in SCORES))
 
 
 if __name__ == "__main__":

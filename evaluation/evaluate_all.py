@@ -1,5 +1,5 @@
 """Evaluate every finished checkpoint folder under a directory on one split and print one
-line per run (accuracy and weighted-F1 in percent). Folders that are not finished runs are
+line per run (accuracy, weighted-F1 and macro-F1 in percent). Folders that are not finished runs are
 passed over; a run that cannot be evaluated is named on stderr with the reason, and when
 none could be, the script ends with an error.
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from recognize import RecognizeError, evaluate
 from recognize.checkpoint import METRICS
 from recognize.report import run_folders
-from recognize.scripting import run_script
+from recognize.scripting import run_script, score_line
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -33,7 +33,7 @@ def main(argv: "list[str] | None" = None) -> None:
         except RecognizeError as error:
             print(f"{name}: skipped ({error})", file=sys.stderr)
             continue
-        print(f"{name}: accuracy {100 * metrics['accuracy']:.2f}  weighted-F1 {100 * metrics['weighted_f1']:.2f}")
+        print(f"{name}: {score_line(metrics)}")
         evaluated += 1
     if not evaluated:
         raise RecognizeError(f"{args.root}: no finished run could be evaluated on {args.split}")

@@ -17,7 +17,7 @@ from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
-from recognize.scripting import run_script
+from recognize.scripting import run_script, score_line
 from recognize.tiny import write_tiny_vivit, write_tiny_wav2vec2
 
 from helpers import ROOT, load_script
@@ -117,19 +117,23 @@ def test_text_recipes_run_one_after_another_into_one_folder_and_again_with_overw
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_each_recipe_runs_end_to_end_on_local_folders(recipe, recipe_inputs, tmp_path):
+def test_each_recipe_runs_end_to_end_on_local_folders(recipe, recipe_inputs, tmp_path, capsys):
     script = load_script(recipe)
     source = (ROOT / recipe).read_text()
     models = [part for flag, folder in recipe_inputs["models"].items()
               if f"{flag[2:].replace('-', '_')}=" in source for part in (flag, str(folder))]
     script.main([str(recipe_inputs["data"]), *models, "--epochs", "1", "--batch-size", "8", "--output-dir", str(tmp_path)])
 
+    printed = capsys.readouterr().out.splitlines()
     finished = sorted(p.parent.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("metrics.json"))
     assert finished == sorted(RESEARCH_ROWS[recipe])
+    assert sum(": test accuracy " in line for line in printed) == sum((tmp_path / f / "eval-test.json").is_file() for f in finished)
     for folder, training in RESEARCH_ROWS[recipe].items():
         evaluation = tmp_path / folder / "eval-test.json"
-        if evaluation.is_file():  # the recipe's final stages are evaluated on test
-            assert json.loads(evaluation.read_text())["training"] == training
+        if evaluation.is_file():  # the recipe's final stages are evaluated on test, and their scores printed in percent
+            scores = json.loads(evaluation.read_text())
+            assert scores["training"] == training
+            assert f"{tmp_path / folder}: test {score_line(scores)}" in printed
         assert record_stages(json.loads((tmp_path / folder / "config.json").read_text())) == training
 
 
@@ -145,8 +149,8 @@ def test_evaluate_all_prints_each_finished_run_and_names_the_failures(meld_dir, 
     load_script("evaluation/evaluate_all.py").main([str(tmp_path)])
     captured = capsys.readouterr()
     metrics = json.loads((good / "eval-test.json").read_text())
-    assert captured.out == (f"a/T--EF(tiny-bert): accuracy {100 * metrics['accuracy']:.2f}  "
-                            f"weighted-F1 {100 * metrics['weighted_f1']:.2f}\n")
+    assert captured.out == (f"a/T--EF(tiny-bert): accuracy {100 * metrics['accuracy']:.2f}%  "
+                            f"weighted-F1 {100 * metrics['weighted_f1']:.2f}%  macro-F1 {100 * metrics['macro_f1']:.2f}%\n")
     skipped = [line for line in captured.err.splitlines() if "skipped" in line]  # beside transformers' progress bars
     assert len(skipped) == 1 and skipped[0].startswith("T--ET(x): skipped (")  # the unfinished one is passed over
 
@@ -198,6 +202,11 @@ def test_a_recipe_process_prints_no_traceback_on_bad_input(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"error: {missing}: data folder not found (expected a MELD folder with train_sent_emo.csv)\n"
+
+
+def test_score_line_gives_percent_with_the_tables_names():
+    scores = {"accuracy": 0.63144, "weighted_f1": 0.0289, "macro_f1": 1.0, "precision": 0.5}
+    assert score_line(scores) == "accuracy 63.14%  weighted-F1 2.89%  macro-F1 100.00%"
 
 
 def test_run_script_passes_the_arguments_and_lets_other_errors_through(capsys):

@@ -296,7 +296,14 @@ def test_cross_validation_script_trains_each_fold_and_summarises_them(meld_dir, 
     values = [f["weighted_f1"] for f in summary["per_fold"]]
     assert summary["weighted_f1"] == {"mean": pytest.approx(statistics.mean(values)), "std": pytest.approx(statistics.stdev(values))}
     assert summary["weighted_f1"]["mean"] > 0.5  # the generated text carries the label
-    assert "3-fold on train" in capsys.readouterr().out
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "T--ET(tiny-bert), 3-fold on train: " + "  ".join(
+        f"{title} {100 * summary[key]['mean']:.2f} ± {100 * summary[key]['std']:.2f}%" for key, title in
+        (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("weighted_f1", "weighted-F1"),
+         ("macro_f1", "macro-F1")))
+    first = summary["per_fold"][0]
+    assert (f"fold 0 ({first['rows']} rows): accuracy {100 * first['accuracy']:.2f}%  weighted-F1 "
+            f"{100 * first['weighted_f1']:.2f}%  macro-F1 {100 * first['macro_f1']:.2f}%") in printed
 
 
 def test_tensorboard_log_holds_every_number_of_history_csv(meld_dir, tiny_bert, tmp_path):

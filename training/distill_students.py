@@ -16,9 +16,9 @@ feature cache in stage 3. Pass --distill dist, feature or dist+feature to try th
 losses. The data folder needs audios/ and videos/ (`emotion-recognize prepare`).
 """
 
-from recognize import ExperimentConfig, evaluate, train
+from recognize import ExperimentConfig, train
 from recognize.config import DISTILL_LOSSES
-from recognize.scripting import recipe_arguments, run_script, stages_folder
+from recognize.scripting import print_test_scores, recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -38,8 +38,7 @@ def main(argv: "list[str] | None" = None) -> None:
     fused = train(ExperimentConfig(modal="T+A+V", fusion="attention", fusion_dim=64, mode="frozen", epochs=args.epochs or 8,
                                    lr=1e-3, init_from=[str(teacher), str(audio), str(video)], **common),
                   overwrite=args.overwrite)
-    for folder in (teacher, audio, video, fused):
-        print(folder, evaluate(folder, split="test")["weighted_f1"])
+    print_test_scores(teacher, audio, video, fused)
 
 
 if __name__ == "__main__":

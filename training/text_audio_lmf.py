@@ -15,8 +15,8 @@ down. The data folder needs audios/{split}/ (`emotion-recognize prepare`).
 
 from pathlib import Path
 
-from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments, run_script, stages_folder
+from recognize import ExperimentConfig, train
+from recognize.scripting import print_test_scores, recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -34,8 +34,7 @@ def main(argv: "list[str] | None" = None) -> None:
                                   init_from=[str(text)]), overwrite=args.overwrite)
     classifier_after_full = train(ExperimentConfig(**fused, mode="frozen", epochs=args.epochs or 8, lr=1e-3,
                                                    init_from=[str(full)]), overwrite=args.overwrite)
-    for folder in (classifier_after_text, full, classifier_after_full):
-        print(folder, evaluate(folder, split="test")["weighted_f1"])
+    print_test_scores(classifier_after_text, full, classifier_after_full)
 
 
 if __name__ == "__main__":

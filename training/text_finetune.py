@@ -5,8 +5,8 @@
     python training/text_finetune.py datasets/MELD --text-model bert-base-uncased
 """
 
-from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments, run_script
+from recognize import ExperimentConfig, train
+from recognize.scripting import print_test_scores, recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -15,7 +15,7 @@ def main(argv: "list[str] | None" = None) -> None:
     folder = train(ExperimentConfig(data=args.data, modal="T", task=args.task, mode="full", text_model=args.text_model,
                                     epochs=args.epochs or 4, lr=2e-5, batch_size=args.batch_size, seed=args.seed,
                                     output_dir=args.output_dir), overwrite=args.overwrite)
-    print(folder, evaluate(folder, split="test")["weighted_f1"])
+    print_test_scores(folder)
 
 
 if __name__ == "__main__":

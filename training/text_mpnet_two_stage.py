@@ -10,8 +10,8 @@ The stages go in a folder of their own, apart from text_finetune.py's and
 text_classifier_only.py's runs of the same settings.
 """
 
-from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments, run_script, stages_folder
+from recognize import ExperimentConfig, train
+from recognize.scripting import print_test_scores, recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -22,7 +22,7 @@ def main(argv: "list[str] | None" = None) -> None:
                                     output_dir=stages_folder(args, "text_mpnet_two_stage")), overwrite=args.overwrite)
     stage2 = train(ExperimentConfig.from_checkpoint(stage1, mode="frozen", init_from=[str(stage1)],
                                                     epochs=args.epochs or 8, lr=1e-3), overwrite=args.overwrite)
-    print(stage2, evaluate(stage2, split="test")["weighted_f1"])
+    print_test_scores(stage2)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Classification", there scored by 10-fold cross-validation on the dev split).
 The data folder needs videos/{split}/ (`emotion-recognize prepare`).
 """
 
-from recognize import ExperimentConfig, evaluate, train
-from recognize.scripting import recipe_arguments, run_script
+from recognize import ExperimentConfig, train
+from recognize.scripting import print_test_scores, recipe_arguments, run_script
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -16,7 +16,7 @@ def main(argv: "list[str] | None" = None) -> None:
     folder = train(ExperimentConfig(data=args.data, modal="V", task=args.task, mode="frozen", video_model=args.video_model,
                                     epochs=args.epochs or 8, lr=1e-3, batch_size=args.batch_size, seed=args.seed,
                                     output_dir=args.output_dir), overwrite=args.overwrite)
-    print(folder, evaluate(folder, split="test")["weighted_f1"])
+    print_test_scores(folder)
 
 
 if __name__ == "__main__":
