@@ -27,14 +27,14 @@ from recognize.dataset.synthetic import write_clip, write_synthetic_meld_raw
 from recognize.labels import EMOTIONS
 from recognize.tiny import write_tiny_videomae, write_tiny_wav2vec2
 
-from jsonl import emit, epoch_seconds
-from text_finetune import machine
+from jsonl import emit, epoch_seconds, machine, progress_to_stderr
 
 
 def run(config: ExperimentConfig, name: str, setting: str) -> dict:
     """Train `config` from scratch; its timing as a JSON-ready line."""
     start = time.perf_counter()
-    folder = train(config, overwrite=True)
+    with progress_to_stderr():
+        folder = train(config, overwrite=True)
     total = time.perf_counter() - start
     epochs = epoch_seconds(folder)
     return {"benchmark": "feature_cache", "setting": setting, "run": name, "epochs": len(epochs),

@@ -29,7 +29,7 @@ from transformers import AutoModel
 
 from recognize.model.attention import shape_free_attention
 
-parser = argparse.ArgumentParser()
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("model_dir")
 parser.add_argument("mode", choices=["exact", "round8"])
 parser.add_argument("--attention", choices=["torch", "toolkit"], default="toolkit")
@@ -38,7 +38,7 @@ model_dir, mode = args.model_dir, args.mode
 attention = shape_free_attention if args.attention == "toolkit" else nullcontext
 device = "cuda" if torch.cuda.is_available() else "cpu"
 start = time.perf_counter()
-model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).to(device)
+model = AutoModel.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).to(device)
 head = torch.nn.Linear(model.config.hidden_size, 7).to(device)
 params = [*model.parameters(), *head.parameters()]
 optimizer = torch.optim.AdamW(params, lr=1e-5, fused=device == "cuda")

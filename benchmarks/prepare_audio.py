@@ -24,7 +24,6 @@ usage: python benchmarks/prepare_audio.py [--clips 40] [--workers N] [--seconds 
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -40,7 +39,7 @@ from recognize.dataset.prepare import SAMPLE_RATE, prepare, write_flac
 from recognize.dataset.synthetic import split_rows, write_clip
 from recognize.labels import EMOTIONS
 
-from jsonl import emit
+from jsonl import emit, machine
 
 BENCHMARK = "prepare_audio"
 
@@ -101,11 +100,6 @@ def run_baseline(extract, clips: list[Path], output: Path) -> float:
     return seconds
 
 
-def machine() -> str:
-    """The machine this ran on, in words (all of it runs on the CPU)."""
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores, PyAV {av.__version__}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=40, help="clips in all (at least 3)")
@@ -123,7 +117,7 @@ def main() -> None:
         source = Path(workdir) / "MELD"
         clips = write_folder(source, args.clips, args.seconds, width, height, args.fps)
         common = {"benchmark": BENCHMARK, "clips": len(clips), "clip": f"{args.seconds:g} s {width}x{height} {args.fps} fps H.264 + AAC",
-                  "machine": machine()}
+                  "machine": machine(f"PyAV {av.__version__}")}
         timings = {("prepare", workers): run_prepare(source, Path(workdir) / f"workers-{workers}", workers)
                    for workers in sorted({1, args.workers})}
         timings[(baseline[0], 1)] = run_baseline(baseline[1], clips, Path(workdir) / "baseline")
@@ -134,7 +128,7 @@ def main() -> None:
     emit({"benchmark": BENCHMARK, "comparison": f"prepare vs {baseline[0]} (1 process)", "clips": len(clips),
           **{f"speedup_workers_{workers}": round(base / seconds, 2) for (method, workers), seconds in timings.items()
              if method == "prepare"},
-          "machine": machine()}, args.output)
+          "machine": machine(f"PyAV {av.__version__}")}, args.output)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ from recognize import ExperimentConfig, train
 from recognize.builder import build_model, make_split, train_loader
 from recognize.engine import make_accelerator, make_optimizer
 
-from jsonl import emit, epoch_seconds
-from text_finetune import machine
+from jsonl import emit, epoch_seconds, machine, progress_to_stderr
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "merges.txt",
                    "vocab.json", "sentencepiece.bpe.model", "spm.model")
@@ -56,7 +55,8 @@ def shrunk_copy(model_dir: Path, folder: Path) -> Path:
 
 def toolkit_epoch_seconds(config: ExperimentConfig) -> float:
     """Training seconds of the second of two toolkit epochs."""
-    return epoch_seconds(train(config, overwrite=True))[1]
+    with progress_to_stderr():
+        return epoch_seconds(train(config, overwrite=True))[1]
 
 
 def bare_pass_seconds(config: ExperimentConfig) -> tuple[float, int]:

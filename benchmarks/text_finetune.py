@@ -18,8 +18,6 @@ usage: python benchmarks/text_finetune.py MELD_DIR MODEL_DIR [--task emotion] [-
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,7 @@ from recognize.labels import LABELS
 from recognize.metrics import classification_metrics
 from recognize.model.attention import shape_free_attention
 
-from jsonl import emit, epoch_seconds
+from jsonl import emit, epoch_seconds, machine, progress_to_stderr
 
 
 def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
@@ -46,7 +44,8 @@ def run_toolkit(args: argparse.Namespace, workdir: Path) -> dict:
                               batch_size=args.batch_size, lr=args.lr, context=args.context, seed=args.seed,
                               compile=args.compile, output_dir=str(workdir / "toolkit"))
     start = time.perf_counter()
-    folder = train(config)
+    with progress_to_stderr():
+        folder = train(config)
     seconds = time.perf_counter() - start
     metrics = read_json(folder / METRICS)
     epochs = [round(s, 2) for s in epoch_seconds(folder)]
@@ -64,7 +63,8 @@ def run_trainer(args: argparse.Namespace, workdir: Path) -> dict:
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     set_seed(args.seed)  # the new classification head's initialisation, as the toolkit seeds its own
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(labels), dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(labels), dtype=torch.float32,
+                                                               use_safetensors=True)
 
     def encode(split: str) -> list[dict]:
         rows = load_split(args.data, split)
@@ -88,7 +88,7 @@ def run_trainer(args: argparse.Namespace, workdir: Path) -> dict:
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if tuned and cuda else None)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
                       data_collator=collator, compute_metrics=scores)
-    with shape_free_attention() if args.trainer_attention == "toolkit" else nullcontext():
+    with shape_free_attention() if args.trainer_attention == "toolkit" else nullcontext(), progress_to_stderr():
         loop_seconds = trainer.train().metrics["train_runtime"]
         test = trainer.predict(test_set)
         seconds = time.perf_counter() - start
@@ -131,15 +131,9 @@ def run_isolated(runner: str, workdir: Path) -> dict:
     for flag in ("--runners", "--output"):
         if flag in arguments:
             del arguments[arguments.index(flag):arguments.index(flag) + 2]
-    subprocess.run([sys.executable, __file__, *arguments, "--runners", runner, "--output", str(output)], check=True)
+    subprocess.run([sys.executable, __file__, *arguments, "--runners", runner, "--output", str(output)], check=True,
+                   stdout=sys.stderr)  # its line comes back through `output`, marked isolated, and is printed once
     return {**json.loads(output.read_text().splitlines()[-1]), "isolated": True}
-
-
-def machine() -> str:
-    """The device this ran on, in words."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def main() -> None:

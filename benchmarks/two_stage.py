@@ -23,14 +23,14 @@ from recognize.checkpoint import METRICS, read_json
 from recognize.config import backbone_name
 from recognize.labels import LABELS
 
-from jsonl import emit
-from text_finetune import machine
+from jsonl import emit, machine, progress_to_stderr
 
 
 def run_stage(config: ExperimentConfig, stage: str, args: argparse.Namespace) -> tuple[Path, dict]:
     """Train `config`; return its folder and one JSON-ready result line."""
     start = time.perf_counter()
-    folder = train(config)
+    with progress_to_stderr():
+        folder = train(config)
     seconds = time.perf_counter() - start
     metrics = read_json(folder / METRICS)
     dev, test = metrics["dev"], metrics["test"]

@@ -17,8 +17,6 @@ usage: python benchmarks/video_sampling.py [--clips 20] [--seconds 3] [--size 12
 """
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from PIL import Image
 
 from recognize.dataset.video import read_frames, sample_indices
 
-from jsonl import emit
+from jsonl import emit, machine
 
 
 def write_clip(path: Path, seconds: float, width: int, height: int, fps: int, seed: int) -> Path:
@@ -84,11 +82,6 @@ def readable(paths: list[Path]) -> list[Path]:
     return kept
 
 
-def machine() -> str:
-    """The machine this ran on, in words (decoding runs on the CPU)."""
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores, PyAV {av.__version__}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)
@@ -114,9 +107,9 @@ def main() -> None:
     common = {"benchmark": "video_sampling", "clips": len(paths), "num_frames": args.num_frames, "source": source}
     for method, seconds in timings.items():
         emit({**common, "method": method, "seconds": round(seconds, 2),
-              "clips_per_second": round(len(paths) / seconds, 2), "machine": machine()}, args.output)
+              "clips_per_second": round(len(paths) / seconds, 2), "machine": machine(f"PyAV {av.__version__}")}, args.output)
     emit({**common, "method": "comparison", "speedup": round(timings["decode_all"] / timings["read_frames"], 2),
-          "identical_frames": identical, "machine": machine()}, args.output)
+          "identical_frames": identical, "machine": machine(f"PyAV {av.__version__}")}, args.output)
 
 
 if __name__ == "__main__":
