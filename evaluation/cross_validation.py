@@ -9,7 +9,8 @@ best epoch, the rest training; prints each fold and the mean ± std, and writes
 import argparse
 
 from recognize import ExperimentConfig
-from recognize.crossval import SCORES, cross_validate
+from recognize.crossval import cross_validate
+from recognize.metrics import SCORES
 from recognize.report import SCORE_TITLES
 from recognize.scripting import run_script, score_line
 

@@ -192,7 +192,7 @@ def test_cross_validation_script_refuses_two_folds_in_one_line(meld_dir, tmp_pat
     script = "evaluation/cross_validation.py"
     assert run_as_main(script, str(meld_dir), "--folds", "2", "--output-dir", str(tmp_path), monkeypatch=monkeypatch) == 1
     assert capsys.readouterr().err == ("error: --folds: cross-validation needs at least 3 (a fold tests, the next picks "
-                                       "the best epoch, the rest train), got 2\n")
+                                       "the best epoch, the rest train) and at most the split's 60 dialogues, got 2\n")
 
 
 def test_a_recipe_process_prints_no_traceback_on_bad_input(tmp_path):
