@@ -28,10 +28,14 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     """Train as `config` says and return the checkpoint folder.
 
     An existing folder is an error unless `overwrite` (start afresh) or `resume` (continue
-    an interrupted run from its last completed epoch, with the same config)."""
+    an interrupted run from its last completed epoch, with the same config; a finished run
+    of the same config is kept as it is, so a resumed recipe or job passes over it)."""
     run_dir = config.run_dir
     if overwrite and resume:
         raise RecognizeError("--overwrite and --resume exclude each other")
+    if resume and _finished(run_dir, config):
+        process_state().print(f"{run_dir}: finished already; kept (--overwrite trains it again)")
+        return run_dir
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
         raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
@@ -112,12 +116,7 @@ def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = Fa
         run_config = ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
                                                  "init_from": [seed_member(p, seed) for p in config.init_from],
                                                  "teacher": seed_member(config.teacher, seed) if config.teacher else ""})
-        if resume and _finished(run_config.run_dir, run_config):
-            process_state().print(f"seed {seed}: {run_config.run_dir} finished; kept")
-            folder = run_config.run_dir
-        else:
-            folder = train(run_config, overwrite=overwrite, resume=resume)
-        per_seed[seed] = ckpt.read_json(folder / ckpt.METRICS)
+        per_seed[seed] = ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
     if process_state().is_main_process:
         ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))
     process_state().wait_for_everyone()
@@ -126,7 +125,7 @@ def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = Fa
 
 def _finished(run_dir: Path, config: ExperimentConfig) -> bool:
     """Whether `run_dir` holds a finished run (metrics.json, no resumable state) of this
-    very config: `--seeds --resume` keeps those and resumes or starts the others."""
+    very config (a finished run of other settings is an error)."""
     if not (run_dir / ckpt.METRICS).is_file() or (run_dir / ckpt.STATE / "latest.json").is_file():
         return False
     _check_same_settings(run_dir, config)
@@ -139,8 +138,6 @@ def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
     if not run_dir.exists():
         return False
     if not (run_dir / ckpt.STATE / "latest.json").is_file():
-        if (run_dir / ckpt.METRICS).is_file():
-            raise RecognizeError(f"{run_dir}: the run finished; nothing to resume (--overwrite trains it again)")
         raise RecognizeError(f"{run_dir}: no completed epoch to resume from; use --overwrite")
     _check_same_settings(run_dir, config)
     return True

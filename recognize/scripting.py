@@ -22,7 +22,7 @@ def recipe_arguments(description: str, argv: "list[str] | None" = None, text_mod
     """Parse a recipe's arguments: DATA_DIR, a model flag for each encoder the recipe uses
     (--text-model, --audio-model, --video-model, defaulting to the given ids), --label-type,
     --epochs (every stage's epochs; 0 keeps each stage's own), --batch-size, --seed,
-    --output-dir, --overwrite, and the recipe's own `choices` (flag -> (default, valid values))."""
+    --output-dir, --overwrite or --resume, and the recipe's own `choices` (flag -> (default, valid values))."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="?", default="datasets/MELD", help="MELD folder")
     for flag, default in (("--text-model", text_model), ("--audio-model", audio_model), ("--video-model", video_model)):
@@ -33,11 +33,20 @@ def recipe_arguments(description: str, argv: "list[str] | None" = None, text_mod
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="checkpoints")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the recipe's checkpoint folders that exist (default: an existing one is an error)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace the recipe's checkpoint folders that exist (default: an existing one is an error)")
+    existing.add_argument("--resume", action="store_true",
+                          help="keep the stages that finished, continue the one that was interrupted, run the rest")
     for flag, (default, valid) in (choices or {}).items():
         parser.add_argument(flag, default=default, choices=valid)
     return parser.parse_args(argv)
+
+
+def existing_runs(args: argparse.Namespace) -> dict[str, bool]:
+    """What a recipe does with a stage's checkpoint folder that exists (`--overwrite`,
+    `--resume`, else stop): `train`'s `overwrite` and `resume` arguments."""
+    return {"overwrite": args.overwrite, "resume": args.resume}
 
 
 def stages_folder(args: argparse.Namespace, recipe: str) -> str:

@@ -1,6 +1,7 @@
 """The ways in: the console script's module forms, the offline demo, the recipes in
 training/ and the script in evaluation/, each run for real on tiny data."""
 
+import csv
 import json
 import os
 import runpy
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recognize import ExperimentConfig, train
+from recognize import ExperimentConfig, engine, train
 from recognize.cli import app
 from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
@@ -114,6 +115,33 @@ def test_text_recipes_run_one_after_another_into_one_folder_and_again_with_overw
     before = (stage1 / "metrics.json").stat().st_mtime_ns
     two_stage.main([*arguments, "--overwrite"])
     assert (stage1 / "metrics.json").stat().st_mtime_ns > before  # trained again, not left as it was
+
+
+def test_a_recipe_interrupted_in_its_second_stage_resumes_there(recipe_inputs, tmp_path, monkeypatch):
+    """--resume keeps stage 1 (finished) as it is and continues stage 2 from its last epoch."""
+    arguments = [str(recipe_inputs["data"]), "--text-model", str(recipe_inputs["models"]["--text-model"]), "--epochs", "2",
+                 "--batch-size", "8", "--output-dir", str(tmp_path)]
+    two_stage = load_script("training/text_mpnet_two_stage.py")
+    save_state = engine.save_state
+
+    def die_in_stage_two(run_dir, state, *args):
+        save_state(run_dir, state, *args)
+        if run_dir.name.startswith("T--EF"):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "save_state", die_in_stage_two)
+        with pytest.raises(KeyboardInterrupt):
+            two_stage.main(arguments)
+    stage1, stage2 = (tmp_path / "text_mpnet_two_stage" / name for name in ("T--ET(tiny-bert)", "T--EF(tiny-bert)"))
+    kept = (stage1 / "model.safetensors").stat().st_mtime_ns
+    assert (stage2 / "state").is_dir() and not (stage2 / "metrics.json").exists()
+
+    two_stage.main([*arguments, "--resume"])
+
+    assert (stage1 / "model.safetensors").stat().st_mtime_ns == kept
+    assert len(json.loads((stage2 / "metrics.json").read_text())["dev"]) and not (stage2 / "state").exists()
+    assert [row["epoch"] for row in csv.DictReader(open(stage2 / "history.csv"))] == ["1", "2"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -18,7 +18,7 @@ losses. The data folder needs audios/ and videos/ (`emotion-recognize prepare`).
 
 from recognize import ExperimentConfig, train
 from recognize.config import DISTILL_LOSSES
-from recognize.scripting import print_test_scores, recipe_arguments, run_script, stages_folder
+from recognize.scripting import existing_runs, print_test_scores, recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -29,15 +29,15 @@ def main(argv: "list[str] | None" = None) -> None:
     common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
                   video_model=args.video_model, batch_size=args.batch_size, seed=args.seed,
                   output_dir=stages_folder(args, "distill_students"))
-    teacher = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), overwrite=args.overwrite)
+    teacher = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), **existing_runs(args))
     distilled = dict(teacher=str(teacher), distill=args.distill, **common)
     audio = train(ExperimentConfig(modal="A", mode="full", epochs=args.epochs or 4, lr=5e-5, head_lr=1e-3, **distilled),
-                  overwrite=args.overwrite)
+                  **existing_runs(args))
     video = train(ExperimentConfig(modal="V", mode="lora", epochs=args.epochs or 4, lr=2e-4, head_lr=1e-3, **distilled),
-                  overwrite=args.overwrite)
+                  **existing_runs(args))
     fused = train(ExperimentConfig(modal="T+A+V", fusion="attention", fusion_dim=64, mode="frozen", epochs=args.epochs or 8,
                                    lr=1e-3, init_from=[str(teacher), str(audio), str(video)], **common),
-                  overwrite=args.overwrite)
+                  **existing_runs(args))
     print_test_scores(teacher, audio, video, fused)
 
 

@@ -16,7 +16,7 @@ down. The data folder needs audios/{split}/ (`emotion-recognize prepare`).
 from pathlib import Path
 
 from recognize import ExperimentConfig, train
-from recognize.scripting import print_test_scores, recipe_arguments, run_script, stages_folder
+from recognize.scripting import existing_runs, print_test_scores, recipe_arguments, run_script, stages_folder
 
 
 def main(argv: "list[str] | None" = None) -> None:
@@ -25,15 +25,15 @@ def main(argv: "list[str] | None" = None) -> None:
                             audio_model="facebook/wav2vec2-base")
     common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
                   batch_size=args.batch_size, seed=args.seed, output_dir=stages_folder(args, "text_audio_lmf"))
-    text = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), overwrite=args.overwrite)
+    text = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), **existing_runs(args))
     fused = dict(modal="T+A", fusion="lmf", lmf_rank=4, fusion_dim=64, **common)
     classifier_after_text = train(ExperimentConfig(**{**fused, "output_dir": str(Path(common["output_dir"]) / "after-text-only")},
                                                    mode="frozen", epochs=args.epochs or 8, lr=1e-3, init_from=[str(text)]),
-                                  overwrite=args.overwrite)
+                                  **existing_runs(args))
     full = train(ExperimentConfig(**fused, mode="full", epochs=args.epochs or 4, lr=2e-5, head_lr=1e-3,  # LMF starts afresh
-                                  init_from=[str(text)]), overwrite=args.overwrite)
+                                  init_from=[str(text)]), **existing_runs(args))
     classifier_after_full = train(ExperimentConfig(**fused, mode="frozen", epochs=args.epochs or 8, lr=1e-3,
-                                                   init_from=[str(full)]), overwrite=args.overwrite)
+                                                   init_from=[str(full)]), **existing_runs(args))
     print_test_scores(classifier_after_text, full, classifier_after_full)
 
 
