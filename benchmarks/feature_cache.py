@@ -65,6 +65,7 @@ def text_setting(workdir: Path, args: argparse.Namespace) -> tuple[ExperimentCon
 
 
 def main() -> None:
+    """Parse the arguments, run the no-cache, cold-cache and warm-cache runs, print a JSON line each and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("setting", choices=["av", "text"])
     parser.add_argument("data", nargs="?", help="MELD folder (text)")

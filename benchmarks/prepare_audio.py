@@ -101,6 +101,7 @@ def run_baseline(extract, clips: list[Path], output: Path) -> float:
 
 
 def main() -> None:
+    """Parse the arguments, time `prepare` against the baseline on the same clips, print the JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=40, help="clips in all (at least 3)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="prepare's processes")

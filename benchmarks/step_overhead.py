@@ -87,6 +87,7 @@ def bare_pass_seconds(config: ExperimentConfig) -> tuple[float, int]:
 
 
 def main() -> None:
+    """Parse the arguments, time the toolkit's second epoch and the bare loop on its batches, print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
     parser.add_argument("model", type=Path)

@@ -137,6 +137,7 @@ def run_isolated(runner: str, workdir: Path) -> dict:
 
 
 def main() -> None:
+    """Parse the arguments, run the toolkit and the Trainer (in this process or each in its own), print the JSON lines and the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
     parser.add_argument("model")

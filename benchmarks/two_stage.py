@@ -45,6 +45,7 @@ def run_stage(config: ExperimentConfig, stage: str, args: argparse.Namespace) ->
 
 
 def main() -> None:
+    """Parse the arguments, train both stages for each seed, print a JSON line per seed and stage, then the summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
     parser.add_argument("model")

@@ -83,6 +83,7 @@ def readable(paths: list[Path]) -> list[Path]:
 
 
 def main() -> None:
+    """Parse the arguments, time both sampling paths on the same generated clips, print the JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=3.0)

@@ -31,6 +31,7 @@ class EpochLog:
             self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_FOLDER))
 
     def __call__(self, row: dict[str, Any]) -> None:
+        """Log one epoch's `row` of history.csv (nothing when logging is off)."""
         if self.writer is not None:
             for name, value in row.items():
                 if name != "epoch" and isinstance(value, (int, float)):

@@ -102,6 +102,7 @@ class Collator:
     silence: np.ndarray = field(default_factory=lambda: np.zeros(1600, dtype=np.float32))
 
     def __call__(self, items: list[dict]) -> dict:
+        """One batch of `items`, as the class docstring lays it out."""
         batch = {
             "labels": torch.tensor([item["label"] for item in items], dtype=torch.long),
             "index": torch.tensor([item["index"] for item in items], dtype=torch.long),

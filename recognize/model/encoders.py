@@ -114,6 +114,7 @@ class TextEncoder(nn.Module):
         self.output_size: int = backbone.config.hidden_size
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled vectors (B, hidden) of a padded token batch: CLS or mean over real tokens."""
         with shape_free_attention():
             hidden = self.backbone(**inputs).last_hidden_state
         if self.pooling == "cls":
@@ -177,6 +178,7 @@ class VideoEncoder(nn.Module):
         self.pooling = "cls" if backbone.config.model_type in VIDEO_CLS_TYPES else "mean"
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled vectors (B, hidden) of a batch of sampled frames, by the model's own convention."""
         with shape_free_attention():
             hidden = self.backbone(pixel_values=inputs["pixel_values"]).last_hidden_state
         return hidden[:, 0] if self.pooling == "cls" else hidden.mean(dim=1)

@@ -41,6 +41,7 @@ class LMF(nn.Module):
         self.output_size = output_size
 
     def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
+        """The fused vector (B, output_size) of the modalities' `vectors` (`present` is not needed: see the module docstring)."""
         product = None
         for vector, factor in zip(vectors, self.factors):
             projected = torch.einsum("bd,rdo->bro", with_one(vector), factor)  # (B, rank, output)
@@ -63,6 +64,7 @@ class TFN(nn.Module):
         self.output_size = output_size
 
     def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
+        """The fused vector (B, output_size); an absent modality's projection is zeroed."""
         projected = [project(vector) for project, vector in zip(self.projections, vectors)]
         if present is not None:  # an absent modality's projection is zero too (its bias would pass the ReLU)
             projected = [z if mask is None else z * mask.to(z.dtype).unsqueeze(-1) for z, mask in zip(projected, present)]
@@ -89,6 +91,7 @@ class Concat(nn.Module):
         self.output_size = output_size
 
     def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
+        """The perceptron over the concatenated `vectors` (an absent modality's vector is already zero)."""
         return self.layers(torch.cat(vectors, dim=-1))
 
 
@@ -113,6 +116,7 @@ class TextLedAttention(nn.Module):
         self.output_size = output_size
 
     def forward(self, vectors: list[torch.Tensor], present: Presence = None) -> torch.Tensor:
+        """The lead's projection shifted by what it attends to among the modalities each row has."""
         tokens = torch.stack([project(vector) for project, vector in zip(self.projections, vectors)], dim=1)  # (B, M, D)
         lead = tokens[:, :1]
         context, _ = self.attention(lead, tokens, tokens, key_padding_mask=self.ignored_keys(tokens, present),
