@@ -20,10 +20,25 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+INCIDENTAL_SETTINGS: frozenset[str] = frozenset({
+    "transformers_version", "_name_or_path", "architectures", "torch_dtype", "dtype", "id2label", "label2id"})
+"""config.json keys that do not change what an encoder computes: who wrote the file, with
+what, and for which head (re-saving a folder with another transformers version changes them)."""
+
+DECODER_SETTINGS: frozenset[str] = frozenset({
+    "forced_decoder_ids", "suppress_tokens", "begin_suppress_tokens", "max_target_positions", "use_cache",
+    "decoder_start_token_id"})
+"""An encoder-decoder's (Whisper's) settings for its decoder and generation, which the
+encoder the toolkit keeps never reads (besides every `decoder_*` key)."""
+
+
 def model_config_digest(model_id: str) -> str:
     """A digest of the settings in `model_id`'s config.json (a local folder's, or the hub
-    cache's), without the transformers version that wrote it: an activation or a norm's
-    epsilon edited there changes what the same weights compute."""
+    cache's) that change what its encoder computes: an activation or a norm's epsilon
+    edited there changes what the same weights compute. Incidental keys are left out, and
+    so are an encoder-decoder's decoder settings."""
     settings = json.loads(Path(cached_file(model_id, "config.json")).read_text(encoding="utf-8"))
-    settings.pop("transformers_version", None)
-    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=16).hexdigest()
+    decoder = settings.get("is_encoder_decoder", False)
+    kept = {key: value for key, value in settings.items() if key not in INCIDENTAL_SETTINGS
+            and not (decoder and (key in DECODER_SETTINGS or key.startswith("decoder_")))}
+    return hashlib.blake2b(json.dumps(kept, sort_keys=True).encode(), digest_size=16).hexdigest()

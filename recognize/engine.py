@@ -59,7 +59,8 @@ def make_accelerator(precision: str, grad_accum: int = 1) -> Accelerator:
     """An Accelerator for `precision` (see `resolved_precision`) accumulating gradients
     over `grad_accum` batches. accelerate keeps one precision per process; one process may
     need several (`eval --compare`, a teacher trained at another precision than its
-    student), so a different one replaces the earlier (whose work is done by then)."""
+    student), so a different one replaces the earlier: every Accelerator shares that state,
+    so an earlier one must not be used again after a later one of another precision."""
     precision = resolved_precision(precision)
     if AcceleratorState._shared_state and AcceleratorState().mixed_precision != precision:
         AcceleratorState._reset_state()  # the process's distributed state (PartialState) stays
@@ -244,7 +245,8 @@ def _labels_and_predictions(model, data: DataLoader, accelerator: Accelerator) -
 @dataclass
 class Predictions:
     """A model's outputs over a split, in row order: logits (float32), true labels, and per
-    media modality which rows had their clip (False: missing, or it failed to decode)."""
+    modality the batches mark (`{m}_present`: audio and video, and text when served from
+    the feature cache) which rows had it (False: a clip missing, or failing to decode)."""
 
     logits: np.ndarray
     labels: np.ndarray

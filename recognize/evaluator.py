@@ -132,7 +132,7 @@ def report_read_failures(data: SplitData, present: dict[str, np.ndarray]) -> Non
         failed = [names[i] for i in np.flatnonzero(usable & ~present[modality])]
         report = data.media_report[modality]
         report["failed_on_read"] = len(failed)
-        report["examples"] = (report["examples"] + failed)[:20]
+        report["examples"] = ([name for name in report["examples"] if name not in failed] + failed)[:20]
         absent |= ~present[modality]
     data.media_report["rows_zero_filled"] = int(absent.sum())
 

@@ -23,7 +23,7 @@ from recognize.cache import Entry, cache_root, clips_digest, file_digest, weight
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig
 from recognize.dataset.media import index_media
 from recognize.dataset.meld import csv_path
-from recognize.engine import make_accelerator, process_state
+from recognize.engine import make_accelerator, process_state, resolved_precision
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
 from recognize.objective import TEACHER_EMBEDDINGS, TEACHER_LOGITS
@@ -64,8 +64,9 @@ def check_teacher(config: ExperimentConfig) -> None:
 
 def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOutputs:
     """The outputs of `config.teacher` on every row of `split` of `config.data`: read from
-    the feature cache, or computed (by the main process, on the GPU when there is one; the
-    others wait) and stored there."""
+    the feature cache, or computed (every process prepares the split, since a frozen
+    teacher's features are built together; the main process runs the teacher, on the GPU
+    when there is one, and stores its outputs) and stored there."""
     teacher, record, built = load_trained(config.teacher, config.trust_remote_code)
     teacher.data, teacher.cache_dir = config.data, config.cache_dir
     rows = load_rows(teacher, split)
@@ -119,6 +120,7 @@ def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, 
          clips: "dict[str, list]") -> dict[str, Any]:
     """The cache key of a teacher's outputs on `split` (see the module docstring)."""
     settings = {k: v for k, v in teacher.to_dict().items() if k not in RESULT_NEUTRAL | {"data", "output_dir"}}
+    settings["precision"] = resolved_precision(teacher.precision)  # "auto" computes in bf16 on a GPU, fp32 on a CPU
     return {"kind": "teacher", "modality": "teacher", "model": str(Path(folder).resolve()), "backbone": record["run_name"],
             "split": split, "version": __version__, "weights": weights_digest(built.model), "settings": settings,
             "configs": built.config_digests,

@@ -1,6 +1,7 @@
 """Files on disk (atomic writes, damaged files) and length-grouped batching."""
 
 import errno
+import json
 import os
 import stat
 import threading
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 from recognize import RecognizeError
 from recognize.checkpoint import atomic_write, link_file, read_json, read_weights, write_json, write_weights
 from recognize.dataset.loader import LengthGroupedBatchSampler
+from recognize.digest import model_config_digest
 from recognize.engine import set_epoch
 
 
@@ -130,3 +132,22 @@ def test_two_processes_see_every_row_each_epoch_and_a_new_order_each_epoch():
         assert len(shards[0]) == len(shards[1]) == 56  # 7 full batches each: 9 rows repeated to even them, as DDP does
         first_shards.append(shards[0])
     assert first_shards[0] != first_shards[1]
+
+
+def test_the_backbone_config_digest_sees_what_the_encoder_computes_and_nothing_else(tmp_path):
+    """Re-saving (another transformers version, dtype, head labels) or a Whisper decoder's
+    settings leave it as it is; an encoder setting changes it."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+
+    def digest_of(settings: dict) -> str:
+        (folder / "config.json").write_text(json.dumps(settings))
+        return model_config_digest(str(folder))
+
+    whisper = {"model_type": "whisper", "is_encoder_decoder": True, "d_model": 32, "encoder_layers": 2,
+               "activation_function": "gelu", "decoder_layers": 2, "suppress_tokens": [1, 2]}
+    base = digest_of(whisper)
+    assert digest_of({**whisper, "transformers_version": "5.17.0", "torch_dtype": "float16", "architectures": ["X"],
+                      "id2label": {"0": "a"}, "decoder_layers": 4, "suppress_tokens": [], "max_target_positions": 9}) == base
+    assert digest_of({**whisper, "activation_function": "relu"}) != base
+    assert digest_of({**whisper, "encoder_layers": 3}) != base

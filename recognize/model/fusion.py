@@ -140,5 +140,6 @@ class TextLedAttention(nn.Module):
         ignored[:, 0] &= ~ignored[:, 1:].all(dim=1)
         return ignored
 
+
 FUSIONS: dict[str, type[nn.Module]] = {"lmf": LMF, "tfn": TFN, "concat": Concat, "attention": TextLedAttention}
 """`--fusion` name -> fusion class."""
