@@ -300,7 +300,7 @@ def cache_build(data: str, **settings: Any) -> None:
     """Compute the frozen encoders' features of every split of a MELD folder (train's model
     flags apply: the encoders, their inputs, --init-from for a tuned encoder)."""
     from recognize.builder import build_model, has_split, make_split
-    from recognize.init_from import load_source
+    from recognize.init_from import load_source, source_weights
 
     settings["init_from"] = settings.get("init_from") or []
     if str(settings.get("mode", "")).lower() in ("frozen", "f"):  # what it builds for anyway
@@ -313,7 +313,7 @@ def cache_build(data: str, **settings: Any) -> None:
                              "(cache build computes the encoders' features, whatever is trained on them)")
     config = ExperimentConfig(data=data, **{**settings, "mode": "frozen", "cache": True})
     sources = [load_source(folder, config) for folder in config.init_from]
-    built = build_model(config, {name: tensor for source in sources for name, tensor in source.weights.items()})
+    built = build_model(config, source_weights(sources))
     for split in ("train", "dev", "test"):
         if has_split(config, split):
             rows = len(make_split(config, built, split).dataset)

@@ -70,6 +70,12 @@ def load_source(folder: str, config: ExperimentConfig) -> InitSource:
     return InitSource(str(folder), record, source_config, weights)
 
 
+def source_weights(sources: list[InitSource]) -> dict[str, torch.Tensor]:
+    """The tensors `sources` offer a model, together; where two offer one, the later wins
+    (as `lineage_entries` records it)."""
+    return {name: tensor for source in sources for name, tensor in source.weights.items()}
+
+
 def _module_of(name: str) -> str:
     """The part of the model a tensor belongs to: "encoders.T", "fusion" or "head"."""
     parts = name.split(".")

@@ -16,7 +16,7 @@ from recognize.engine import class_weights, fit, process_state
 from recognize.epoch_log import check_log
 from recognize.errors import RecognizeError
 from recognize.evaluator import score
-from recognize.init_from import lineage_entries, load_source
+from recognize.init_from import lineage_entries, load_source, source_weights
 from recognize.labels import LABELS
 from recognize.model.modes import checkpoint_state, unstored_digest
 from recognize.objective import make_objective
@@ -47,7 +47,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     test_rows = load_rows(config, "test") if has_split(config, "test") else None  # a bad test CSV fails now, not after training
     sources = [load_source(folder, config) for folder in config.init_from]
     set_seed(config.seed)
-    built = build_model(config, {name: t for source in sources for name, t in source.weights.items()})
+    built = build_model(config, source_weights(sources))
     lineage = lineage_entries(sources, built.initialised)
     distributed = process_state()
     if overwrite and run_dir.exists() and distributed.is_main_process:
