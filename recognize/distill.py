@@ -51,9 +51,10 @@ def relational_feature_loss(student_embeddings: torch.Tensor, teacher_embeddings
                             temperature: float = 1.0) -> torch.Tensor:
     """Feature (relational) distillation after TelME: with t_i, s_i the teacher and student
     embeddings (the student's already projected to the teacher's width), each centred on its
-    batch mean and L2-normalised, P = row-softmax(T T^T / tau) (how the teacher relates the
-    batch's samples) and Q = row-softmax(S T^T / tau) (how each student embedding relates to
-    the teacher's), the loss is KL(P || Q), averaged over the rows.
+    batch mean and L2-normalised, P = row-softmax(T T^T / tau) (how each teacher embedding
+    relates to the batch's teacher embeddings) and Q = row-softmax(T S^T / tau) (how it
+    relates to the batch's student embeddings), the loss is KL(P || Q), averaged over the
+    rows: TelME's orientation, in which row i of Q is a distribution over the students.
 
     The centring is this toolkit's addition: pooled transformer vectors share one dominant
     direction (a tiny BERT's mean-pooled vectors have cosine 0.99 with each other), which
@@ -61,5 +62,5 @@ def relational_feature_loss(student_embeddings: torch.Tensor, teacher_embeddings
     teacher = F.normalize(teacher_embeddings - teacher_embeddings.mean(0), dim=-1)
     student = F.normalize(student_embeddings - student_embeddings.mean(0), dim=-1)
     target = F.log_softmax(teacher @ teacher.T / temperature, dim=-1)
-    predicted = F.log_softmax(student @ teacher.T / temperature, dim=-1)
+    predicted = F.log_softmax(teacher @ student.T / temperature, dim=-1)
     return F.kl_div(predicted, target, reduction="batchmean", log_target=True)

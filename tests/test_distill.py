@@ -91,7 +91,7 @@ def test_relational_feature_loss_is_kl_between_teacher_and_cross_similarities_of
     expected = 0.0
     for i in range(3):
         p = softmax([dot(t[i], t[j]) for j in range(3)], tau)
-        q = softmax([dot(s[i], t[j]) for j in range(3)], tau)
+        q = softmax([dot(t[i], s[j]) for j in range(3)], tau)  # TelME: teacher i against every student j
         expected += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q)) / 3
     student, teacher = tensors(s_rows, t_rows)
     assert relational_feature_loss(student, teacher, tau).item() == pytest.approx(expected, rel=1e-10)
