@@ -200,10 +200,14 @@ def set_epoch(data: DataLoader, epoch: int) -> None:
 def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int]:
     """One pass over the training batches; returns (mean loss, samples seen on this process)."""
     model.train()
-    needs_embedding = accelerator.unwrap_model(objective).needs_embedding
+    criterion = accelerator.unwrap_model(objective)
+    needs_embedding = criterion.needs_embedding
+    # with accumulation or class weights, each step follows the loss of its window's rows on all processes together
+    windowed = config.grad_accum > 1 or criterion.class_weights is not None
     parameters = [*model.parameters(), *objective.parameters()]
     loss_sum = torch.zeros((), device=accelerator.device)
-    samples = window_samples = 0
+    window_weight = torch.zeros((), device=accelerator.device)
+    samples = 0
     start = time.perf_counter()
     with _progress(accelerator, f"epoch {epoch + 1}/{config.epochs}") as progress:
         task = progress.add_task("train", total=len(data), status="")
@@ -212,16 +216,18 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
             with accelerator.accumulate(model):
                 logits, embedding = model(batch, with_embedding=True) if needs_embedding else (model(batch), None)
                 loss = objective(logits, embedding, batch)
-                if config.grad_accum == 1:
+                if not windowed:
                     accelerator.backward(loss)
-                else:  # the sum over the window's samples (accelerate divides by grad_accum: undone), then / their count
-                    accelerator.backward(loss * (n * config.grad_accum))
-                    window_samples += n
-                    if accelerator.sync_gradients:
+                else:  # the sum over the window (accelerate divides by grad_accum: undone), then / its normaliser
+                    weight = criterion.normaliser(batch)
+                    accelerator.backward(loss * (weight * config.grad_accum))
+                    window_weight += weight
+                    if accelerator.sync_gradients:  # the gradients are averaged over processes: so is the normaliser
+                        total = accelerator.reduce(window_weight, reduction="mean")
                         for parameter in parameters:
                             if parameter.grad is not None:
-                                parameter.grad.div_(window_samples)
-                        window_samples = 0
+                                parameter.grad.div_(total)
+                        window_weight.zero_()
                 if accelerator.sync_gradients and config.grad_clip > 0:
                     accelerator.clip_grad_norm_(parameters, config.grad_clip)
                 optimizer.step()

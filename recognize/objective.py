@@ -32,6 +32,16 @@ class LabelObjective(nn.Module):
         """The mean loss of the batch."""
         return F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
 
+    def normaliser(self, batch: dict) -> torch.Tensor:
+        """The denominator of the batch's mean loss: its rows' class weights summed (PyTorch's
+        weighted cross-entropy divides by them), else its row count. Gradient accumulation
+        sums each batch's loss times this and divides by the window's total, so a window
+        steps as one batch of all its rows would."""
+        labels = batch["labels"]
+        if self.class_weights is None:
+            return torch.tensor(float(len(labels)), device=labels.device)
+        return self.class_weights[labels].sum()
+
 
 class DistillObjective(LabelObjective):
     """`--distill` against a teacher's outputs (see `distill.py`): a response term on the class
@@ -47,6 +57,12 @@ class DistillObjective(LabelObjective):
         self.response, self.feature = response, feature
         self.needs_embedding = feature is not None
         self.projection = nn.Linear(student_width, teacher_width) if self.needs_embedding else None
+
+    def normaliser(self, batch: dict) -> torch.Tensor:
+        """The batch's row count: the distillation terms are means over rows (DIST and the
+        feature loss relate a batch's rows to one another, so no window of batches equals one
+        batch of its rows), and a window weights its batches by their rows."""
+        return torch.tensor(float(len(batch["labels"])), device=batch["labels"].device)
 
     def forward(self, logits: torch.Tensor, embedding: Optional[torch.Tensor], batch: dict) -> torch.Tensor:
         """The mean loss of the batch."""

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from recognize import ExperimentConfig, evaluate, train
 
@@ -57,3 +59,47 @@ def test_two_processes_distil_from_a_frozen_teacher_over_seeds_and_evaluate_them
     assert (result.stdout.count("seed 1:"), result.stdout.count("seed 2:")) == (1, 1)
     per_seed = [json.loads((setting / f"seed-{s}" / "eval-dev.json").read_text())["weighted_f1"] for s in (1, 2)]
     assert json.loads((setting / "eval-dev.json").read_text())["scores"]["weighted_f1"]["values"] == per_seed
+
+
+
+REPLICA_PROBE = """
+import sys
+from safetensors.torch import save_file
+from recognize import engine
+from recognize.cli import main
+
+folder, sys.argv = sys.argv[1], sys.argv[:1] + sys.argv[2:]
+evaluated, passes = engine._labels_and_predictions, []
+
+
+def probe(model, data, accelerator):
+    # this process's head before each dev pass, then the pass as usual
+    passes.append(len(passes) + 1)
+    head = accelerator.unwrap_model(model).head[1]
+    save_file({"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone()},
+              f"{folder}/rank-{accelerator.process_index}-epoch-{passes[-1]}.safetensors")
+    return evaluated(model, data, accelerator)
+
+
+engine._labels_and_predictions = probe
+main()
+"""
+
+
+def test_class_weighted_accumulated_steps_keep_the_processes_replicas_equal(meld_dir, tiny_bert, tmp_path):
+    """With --class-weights a window's loss is divided by its rows' summed weights, which
+    differ between processes: every process must divide by the same total (the processes'
+    together), or each replica takes its own step and they drift apart unnoticed."""
+    script, probes = tmp_path / "probe.py", tmp_path / "probes"
+    script.write_text(REPLICA_PROBE)
+    probes.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+           "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(probes), "train",
+               str(meld_dir), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "2", "--batch-size", "8",
+               "--grad-accum", "3", "--class-weights", "--lr", "1e-2", "--pooling", "mean", "--output-dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for epoch in (1, 2):
+        first, second = (load_file(str(probes / f"rank-{rank}-epoch-{epoch}.safetensors")) for rank in (0, 1))
+        assert all(torch.equal(first[name], second[name]) for name in first), epoch

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from sklearn.utils.class_weight import compute_class_weight
 from typer.testing import CliRunner
 
 from recognize import ExperimentConfig, RecognizeError, evaluate, train
@@ -242,11 +243,14 @@ def test_a_damaged_resumable_state_is_a_one_line_error(meld_dir, tiny_bert, tmp_
         train(make_config(meld_dir, tiny_bert, tmp_path, epochs=2), resume=True)
 
 
-def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(meld_dir, tiny_bert, tmp_path, monkeypatch):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(meld_dir, tiny_bert, tmp_path, monkeypatch,
+                                                                                weighted):
     # frozen and cached: batches of feature rows, no dropout; 1,638 rows in batches of 8 make 205 batches (the last
-    # of 6), so windows of 3 end in one batch alone; every step must follow the mean loss over its window's rows
+    # of 6), so windows of 3 end in one batch alone; every step must follow the mean loss over its window's rows,
+    # with --class-weights the weighted mean (sum of w_y * loss over the window / sum of w_y), as one batch would
     config = make_config(meld_dir, tiny_bert, tmp_path, mode="frozen", epochs=1, batch_size=8, grad_accum=3, dropout=0.0,
-                         grad_clip=0.0)
+                         grad_clip=0.0, class_weights=weighted)
     fed, windows = [], []
     fit = engine.fit
 
@@ -268,9 +272,11 @@ def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(
 
     assert [len(batches) for _, _, batches in windows] == [3] * 68 + [1]
     assert sum(len(b["labels"]) for _, _, batches in windows for b in batches) == len(load_split(meld_dir, "train"))
+    labels = label_ids(load_split(meld_dir, "train"), "emotion")
+    balanced = torch.tensor(compute_class_weight("balanced", classes=np.arange(7), y=labels), dtype=torch.float32)
     for model, gradient, batches in windows[:2] + windows[-2:]:
         window = {key: torch.cat([b[key] for b in batches]) for key in ("T_features", "T_present", "labels")}
-        torch.nn.functional.cross_entropy(model(window), window["labels"]).backward()
+        torch.nn.functional.cross_entropy(model(window), window["labels"], weight=balanced if weighted else None).backward()
         assert torch.allclose(gradient, model.head[1].weight.grad, atol=1e-6)
 
 
