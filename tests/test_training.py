@@ -5,6 +5,7 @@ the metrics the run recorded."""
 import copy
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -243,14 +244,15 @@ def test_a_damaged_resumable_state_is_a_one_line_error(meld_dir, tiny_bert, tmp_
         train(make_config(meld_dir, tiny_bert, tmp_path, epochs=2), resume=True)
 
 
-@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("weighted, clip", [(False, 0.0), (True, 0.0), (False, 0.05)])
 def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(meld_dir, tiny_bert, tmp_path, monkeypatch,
-                                                                                weighted):
+                                                                                weighted, clip):
     # frozen and cached: batches of feature rows, no dropout; 1,638 rows in batches of 8 make 205 batches (the last
     # of 6), so windows of 3 end in one batch alone; every step must follow the mean loss over its window's rows,
-    # with --class-weights the weighted mean (sum of w_y * loss over the window / sum of w_y), as one batch would
+    # with --class-weights the weighted mean (sum of w_y * loss over the window / sum of w_y), as one batch would;
+    # with --grad-clip c that gradient scaled by min(1, c / its norm over every trained tensor)
     config = make_config(meld_dir, tiny_bert, tmp_path, mode="frozen", epochs=1, batch_size=8, grad_accum=3, dropout=0.0,
-                         grad_clip=0.0, class_weights=weighted)
+                         grad_clip=clip, class_weights=weighted)
     fed, windows = [], []
     fit = engine.fit
 
@@ -260,7 +262,7 @@ def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(
 
         def recording_step(optimizer, *step_args, **step_kwargs):
             head = model.head[1]
-            windows.append((copy.deepcopy(model).eval(), head.weight.grad.clone(), list(fed)))
+            windows.append((copy.deepcopy(model).eval(), (head.weight.grad.clone(), head.bias.grad.clone()), list(fed)))
             fed.clear()
             return step(optimizer, *step_args, **step_kwargs)
 
@@ -274,10 +276,15 @@ def test_an_accumulated_step_follows_the_mean_gradient_over_its_windows_samples(
     assert sum(len(b["labels"]) for _, _, batches in windows for b in batches) == len(load_split(meld_dir, "train"))
     labels = label_ids(load_split(meld_dir, "train"), "emotion")
     balanced = torch.tensor(compute_class_weight("balanced", classes=np.arange(7), y=labels), dtype=torch.float32)
+    norms = []
     for model, gradient, batches in windows[:2] + windows[-2:]:
         window = {key: torch.cat([b[key] for b in batches]) for key in ("T_features", "T_present", "labels")}
         torch.nn.functional.cross_entropy(model(window), window["labels"], weight=balanced if weighted else None).backward()
-        assert torch.allclose(gradient, model.head[1].weight.grad, atol=1e-6)
+        expected = (model.head[1].weight.grad, model.head[1].bias.grad)
+        norms.append(math.sqrt(sum(float(g.square().sum()) for g in expected)))
+        scale = min(1.0, clip / norms[-1]) if clip else 1.0
+        assert all(torch.allclose(got, scale * want, atol=1e-6) for got, want in zip(gradient, expected))
+    assert not clip or max(norms) > clip  # the clipping was exercised
 
 
 def test_checkpoints_of_different_precisions_evaluate_in_one_process(meld_dir, tiny_bert, tmp_path):
