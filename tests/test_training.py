@@ -192,6 +192,24 @@ def test_gradient_accumulation_steps_the_schedule_once_per_accumulated_batch(mel
     assert lrs == pytest.approx([1e-3 * (1 - steps_per_epoch / (2 * steps_per_epoch)), 0.0])
 
 
+def test_every_steps_learning_rate_is_the_linear_warmup_and_decay_in_closed_form(meld_dir, tiny_bert, tmp_path, monkeypatch):
+    # 1,638 rows in batches of 64: 26 batches, 9 windows of 3 an epoch, 27 steps in 3 epochs, round(0.25 * 27) = 7 of
+    # warm-up: step k (from 0) runs at peak * k / 7, then at peak * (27 - k) / (27 - 7)
+    rates = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(optimizer, *args, **kwargs):
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        return step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    train(make_config(meld_dir, tiny_bert, tmp_path, mode="frozen", epochs=3, batch_size=64, grad_accum=3, warmup=0.25))
+    peak = LEARNING_RATES["frozen"]
+    expected = [peak * (k / 7 if k < 7 else (27 - k) / 20) for k in range(27)]
+    assert [group for group, *_ in rates] == pytest.approx(expected, abs=1e-12)
+    assert all(len(set(groups)) == 1 for groups in rates)  # the head's weights and biases alike
+
+
 def test_head_lr_applies_to_the_fusion_and_head_and_lr_to_the_encoders(tiny_bert):
     config = ExperimentConfig(modal="T", mode="full", text_model=str(tiny_bert), lr=1e-4, head_lr=5e-3)
     model = build_model(config).model
