@@ -1,4 +1,4 @@
-"""Speech and video encoders across the architectures the toolkit supports, built tiny from
+"""Text, speech and video encoders across the architectures the toolkit supports, built tiny from
 configs and loaded through `from_pretrained`: the pooled vector equals a direct masked mean
 (or the CLS token) of the backbone's output, padding does not leak into it where the model
 takes a mask, LoRA finds each architecture's query/value projections, and no backbone's
@@ -15,6 +15,7 @@ from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig,
                           Wav2Vec2Model, WhisperConfig, WhisperFeatureExtractor, WhisperModel)
 
 from recognize.dataset.audio import AudioFeatures, minimum_samples
+from recognize.dataset.text import pad_text
 from recognize.dataset.video import VideoFrames
 from recognize.errors import RecognizeError
 from recognize.model.classifier import EmotionModel
@@ -87,6 +88,24 @@ def test_speech_pooling_is_the_mean_over_the_frames_of_real_audio(tmp_path, name
     assert pooled.shape == (2, encoder.output_size)
     for row, frames in enumerate(real_frames):
         assert torch.allclose(pooled[row], hidden[row, :frames].mean(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_text_pooling_is_the_first_token_or_the_mean_over_each_rows_own_tokens(tmp_path, pooling):
+    words = ["oh", "my", "god", "we", "were", "on", "a", "break", "okay"]
+    folder = write_tiny_bert(tmp_path / "bert", words)
+    tokenizer = load_tokenizer(str(folder))
+    encoder = TextEncoder(load_backbone(str(folder)), pooling).eval()
+    rows = [tokenizer(text)["input_ids"] for text in ("we were on a break oh my god", "okay")]  # 10 and 3 tokens
+    batch = pad_text([{"input_ids": ids, "token_type_ids": [0] * len(ids)} for ids in rows], tokenizer.pad_token_id)
+
+    with torch.no_grad():
+        pooled = encoder(batch)
+        for row, ids in enumerate(rows):  # each row alone, unpadded: its hidden states, averaged by hand
+            hidden = encoder.backbone(input_ids=torch.tensor([ids])).last_hidden_state[0].numpy()
+            expected = hidden[0] if pooling == "cls" else hidden.sum(0) / len(ids)
+            assert np.allclose(pooled[row].numpy(), expected, atol=1e-5)
+    assert batch["attention_mask"].sum(1).tolist() == [len(ids) for ids in rows]
 
 
 PADDING_FREE = ["wav2vec2-layer-norm", "wavlm", "whisper"]
