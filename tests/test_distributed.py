@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from recognize import ExperimentConfig, evaluate, train
+from recognize.dataset.meld import load_split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,16 @@ def test_two_processes_distil_from_a_frozen_teacher_over_seeds_and_evaluate_them
     assert (result.stdout.count("seed 1:"), result.stdout.count("seed 2:")) == (1, 1)
     per_seed = [json.loads((setting / f"seed-{s}" / "eval-dev.json").read_text())["weighted_f1"] for s in (1, 2)]
     assert json.loads((setting / "eval-dev.json").read_text())["scores"]["weighted_f1"]["values"] == per_seed
+    # 336 dev rows in batches of 64 on 2 processes: the last round pads the short batch with repeated rows, which the
+    # gathered outputs drop, so every row counts once, as in one process
+    rows = load_split(meld_dir, "dev")
+    with open(setting / "seed-1" / "predictions-dev.csv") as handle:
+        predicted = [(int(row["dialogue_id"]), int(row["utterance_id"])) for row in csv.DictReader(handle)]
+    assert predicted == list(zip(rows["dialogue_id"], rows["utterance_id"]))
+    two_processes = json.loads((setting / "seed-1" / "eval-dev.json").read_text())
+    one_process = evaluate(setting / "seed-1", split="dev")
+    assert two_processes["samples"] == one_process["samples"] == len(rows) == 336
+    assert two_processes["confusion"] == one_process["confusion"]
 
 
 
