@@ -193,14 +193,15 @@ def eval_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDatase
     similar lengths pad little (MELD's dev and test in row order pad to 2.7x their tokens,
     sorted to 1.1x). Every batch carries its rows' "index"; readers put rows back in order.
 
-    A speech encoder that takes no attention mask (group-norm models such as wav2vec2-base)
-    sees a padded clip's padding, so its output for a row would depend on the rows batched
-    with it: it gets one row per batch, and eval, predict, the feature cache and a run on
-    several GPUs give every row the same output."""
+    A speech encoder that hears a padded clip's padding (group-norm models such as
+    wav2vec2-base, which take no attention mask, and data2vec-audio, whose positional
+    convolutions carry the padding into the clip) would give a row an output that depends
+    on the rows batched with it: it gets one row per batch, and eval, predict, the feature
+    cache and a run on several GPUs give every row the same output at any batch size."""
     lengths = dataset.lengths()
     order = sorted(range(len(dataset)), key=lambda i: -lengths[i])  # stable: equal lengths keep row order
     audio = built.model.encoders["A"] if "A" in built.model.encoders else None
-    unpadded = audio is not None and not audio.pass_mask and not isinstance(dataset, FeatureDataset)
+    unpadded = audio is not None and not audio.padding_free and not isinstance(dataset, FeatureDataset)
     return DataLoader(dataset, batch_size=1 if unpadded else config.batch_size * 2, sampler=order,
                       collate_fn=_collator(built, dataset), **_loader_options(config, dataset))
 

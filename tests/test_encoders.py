@@ -14,10 +14,14 @@ from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig,
                           TimesformerModel, WavLMConfig, WavLMModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor,
                           Wav2Vec2Model, WhisperConfig, WhisperFeatureExtractor, WhisperModel)
 
+from recognize import ExperimentConfig
+from recognize.builder import build_model, eval_loader
 from recognize.dataset.audio import AudioFeatures, minimum_samples
+from recognize.dataset.loader import MediaSource, UtteranceDataset
 from recognize.dataset.text import pad_text
 from recognize.dataset.video import VideoFrames
 from recognize.errors import RecognizeError
+from recognize.engine import predict_loader
 from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer,
                                       resolve_pooling)
@@ -124,6 +128,33 @@ def test_padding_does_not_change_the_pooled_vector_of_models_that_take_a_mask(tm
         alone = encoder(features(waves()[1:]))[0]
 
     assert torch.allclose(batched, alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [*SPEECH, "whisper"])
+def test_a_clips_vector_does_not_depend_on_the_clips_evaluated_or_frozen_beside_it(tmp_path, name):
+    """Evaluation at any --batch-size, and a frozen encoder's training batch, give each clip
+    the vector it has alone: models that hear padding (no mask, or data2vec-audio's stacked
+    positional convolutions) are run one clip at a time there."""
+    folder = save_speech_model(tmp_path / name, name)
+    t = np.arange(RATE) / RATE
+    clips = {Path(f"{n}.flac"): np.sin(2 * np.pi * pitch * t[:n]).astype(np.float32)
+             for n, pitch in ((RATE, 300), (RATE // 2, 500), (RATE // 5, 700))}
+    logits = []
+    for batch_size in (1, 2):  # evaluation batches of 2 and 4 rows
+        config = ExperimentConfig(modal="A", audio_model=str(folder), mode="full", batch_size=batch_size)
+        torch.manual_seed(0)
+        built = build_model(config)
+        dataset = UtteranceDataset(np.zeros(len(clips), dtype=np.int64), media={"A": MediaSource(list(clips), clips.get)},
+                                   lengths=[len(wave) for wave in clips.values()])
+        logits.append(predict_loader(built.model, eval_loader(config, built, dataset), "no").logits)
+    assert np.allclose(logits[0], logits[1], atol=1e-5)
+
+    encoder = AudioEncoder(load_backbone(str(folder))).eval().requires_grad_(False)
+    features = AudioFeatures(str(folder))
+    with torch.no_grad():
+        batched = encoder(features(list(clips.values())))
+        alone = torch.cat([encoder(features([wave])) for wave in clips.values()])
+    assert torch.allclose(batched, alone, atol=1e-5)
 
 
 def test_the_shortest_clip_is_the_receptive_field_of_the_feature_encoder():

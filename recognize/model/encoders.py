@@ -122,6 +122,13 @@ class TextEncoder(nn.Module):
         return masked_mean(hidden, inputs["attention_mask"])
 
 
+PADDING_HEARD_TYPES: frozenset[str] = frozenset({"data2vec-audio"})
+"""Speech model types that take a mask yet whose output for a clip depends on the padding
+beside it: data2vec-audio's five stacked positional convolutions, each layer-normalised,
+carry the padded frames' values into the real ones (a 0.2 s clip's logits moved by up to
+0.23 between evaluation batches of 2 and 4 clips in a tiny model)."""
+
+
 class AudioEncoder(nn.Module):
     """A Hugging Face speech encoder (Wav2Vec2, HuBERT, WavLM, data2vec-audio, Whisper's
     encoder) with mean pooling over the frames of real (unpadded) audio: waveform -> (B, hidden)."""
@@ -133,13 +140,17 @@ class AudioEncoder(nn.Module):
         # models with group-norm feature extractors (wav2vec2-base) must not see a mask: they
         # were trained on zero-padded audio (their feature extractor's documentation says so)
         self.pass_mask = getattr(backbone.config, "feat_extract_norm", "layer") == "layer"
+        # whether a clip's vector is the same whatever the padding beside it (else evaluation,
+        # the feature cache and a frozen training batch encode each clip alone)
+        self.padding_free = self.pass_mask and backbone.config.model_type not in PADDING_HEARD_TYPES
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled vectors of a batch of waveforms (or Whisper's log-mel frames). A model that
-        takes no mask hears a clip's padding; where its weights do not train (frozen mode
-        without the feature cache), each clip is encoded alone, as the cache and evaluation
-        encode it, so that its vector never depends on the clips batched with it."""
-        if not self.pass_mask and "input_values" in inputs and len(inputs["input_values"]) > 1 and not self._trains():
+        hears the padding beside a clip (one taking no mask, or data2vec-audio) is, where its
+        weights do not train (frozen mode without the feature cache), run on each clip alone,
+        as the cache and evaluation run it, so that its vector never depends on the clips
+        batched with it."""
+        if not self.padding_free and "input_values" in inputs and len(inputs["input_values"]) > 1 and not self._trains():
             lengths = inputs["attention_mask"].sum(-1).tolist()
             return torch.cat([self._pooled({name: value[row:row + 1, :length] for name, value in inputs.items()})
                               for row, length in enumerate(lengths)])
