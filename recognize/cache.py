@@ -258,6 +258,8 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
                                 "context": config.context, "max_length": config.max_length, "pooling": config.pooling}
     elif modality == "A":
         key["preprocessing"] = {"extractor": built.audio.extractor.to_json_string(), "max_seconds": config.max_audio_seconds}
+        if encoder.pass_mask and not encoder.padding_free:  # data2vec-audio: batched before 2026-11-27, one clip at a time since
+            key["preprocessing"]["clip_by_clip"] = True
     else:
         key["preprocessing"] = {name: repr(value) for name, value in sorted(vars(built.video).items())}
     if clips is not None:

@@ -12,6 +12,7 @@ import pytest
 import soundfile
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import Data2VecAudioConfig, Data2VecAudioModel, Wav2Vec2FeatureExtractor
 from typer.testing import CliRunner
 
 from recognize import ExperimentConfig, train
@@ -230,3 +231,21 @@ def test_frozen_speech_results_are_the_same_with_and_without_the_cache(tmp_path,
     history = [(folder / "history.csv").read_text().splitlines() for folder in (with_cache, without)]
     losses = [[float(line.split(",")[1]) for line in lines[1:]] for lines in history]
     assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+
+
+def test_data2vec_audio_entries_are_keyed_apart_from_those_built_in_batches(meld_dir, tmp_path):
+    """data2vec-audio hears the padding beside a clip, so its entries are computed one clip at
+    a time since 2026-11-27: an entry built in batches before then is not served. Group-norm
+    models were always encoded one clip at a time: their keys stay as they were."""
+    torch.manual_seed(0)
+    data2vec = tmp_path / "tiny-data2vec-audio"
+    Data2VecAudioModel(Data2VecAudioConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                           conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8),
+                                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)).save_pretrained(data2vec)
+    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(data2vec)
+    keys = {}
+    for name, folder in (("data2vec", data2vec), ("wav2vec2", write_tiny_wav2vec2(tmp_path / "tiny-wav2vec2"))):
+        config = ExperimentConfig(data=str(meld_dir), modal="A", audio_model=str(folder), mode="frozen")
+        keys[name] = feature_key(config, build_model(config), "A", "train", None)["preprocessing"]
+    assert keys["data2vec"].get("clip_by_clip") is True
+    assert "clip_by_clip" not in keys["wav2vec2"]
