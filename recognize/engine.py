@@ -142,7 +142,6 @@ def fit(
         epoch_start = time.perf_counter()
         train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
         seconds = time.perf_counter() - epoch_start
-        samples *= accelerator.num_processes  # throughput of the whole run, not of this process
         dev_metrics = classification_metrics(*_labels_and_predictions(model, dev_data, accelerator), labels)
         row = {
             "epoch": epoch + 1,
@@ -198,7 +197,7 @@ def set_epoch(data: DataLoader, epoch: int) -> None:
 
 
 def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int]:
-    """One pass over the training batches; returns (mean loss, samples seen on this process)."""
+    """One pass over the training batches; returns the mean loss and the samples seen, over every process."""
     model.train()
     criterion = accelerator.unwrap_model(objective)
     needs_embedding = criterion.needs_embedding
@@ -239,7 +238,9 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
                 rate = samples / (time.perf_counter() - start)
                 status = f"loss {loss_sum.item() / samples:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  {rate:.0f} samples/s"
                 progress.update(task, completed=step, status=status)
-    return (loss_sum.item() / max(samples, 1)), samples
+    totals = accelerator.reduce(torch.stack([loss_sum, loss_sum.new_tensor(float(samples))]), reduction="sum")
+    loss_total, samples = totals.tolist()
+    return loss_total / max(samples, 1), int(samples)
 
 
 def _labels_and_predictions(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from recognize import ExperimentConfig, evaluate, train
+from recognize.builder import eval_loader, make_split
 from recognize.dataset.meld import load_split
+from recognize.evaluator import load_trained
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,3 +116,26 @@ def test_class_weighted_accumulated_steps_keep_the_processes_replicas_equal(meld
     for epoch in (1, 2):
         first, second = (load_file(str(probes / f"rank-{rank}-epoch-{epoch}.safetensors")) for rank in (0, 1))
         assert all(torch.equal(first[name], second[name]) for name in first), epoch
+
+
+def test_the_train_loss_in_history_is_the_mean_over_every_processs_rows(meld_dir, tiny_bert, tmp_path):
+    """At lr 0 every batch meets the initial weights, so an epoch's loss is the cross-entropy
+    of the stored (untrained) head over all 1,638 training rows; 182 batches of 9, 91 per
+    process, repeat none. Each process alone saw half of them."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "recognize/cli.py", "train",
+               str(meld_dir), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "1", "--batch-size", "9",
+               "--lr", "0", "--dropout", "0", "--pooling", "mean", "--output-dir", str(tmp_path / "runs")]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder, = (tmp_path / "runs").iterdir()
+    with open(folder / "history.csv") as handle:
+        recorded = float(next(csv.DictReader(handle))["train_loss"])
+
+    config, _, built = load_trained(folder)
+    split = make_split(config, built, "train")
+    with torch.no_grad():
+        logits = torch.cat([built.model.eval()(batch) for batch in eval_loader(config, built, split.dataset)])
+        labels = torch.cat([batch["labels"] for batch in eval_loader(config, built, split.dataset)])
+    assert len(labels) == 1638
+    assert recorded == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), abs=2e-6)  # 6 decimals
