@@ -39,7 +39,7 @@ class LabelObjective(nn.Module):
         steps as one batch of all its rows would."""
         labels = batch["labels"]
         if self.class_weights is None:
-            return torch.tensor(float(len(labels)), device=labels.device)
+            return labels.new_full((), len(labels), dtype=torch.float32)  # a fill on the device, no copy from the host
         return self.class_weights[labels].sum()
 
 
@@ -62,7 +62,7 @@ class DistillObjective(LabelObjective):
         """The batch's row count: the distillation terms are means over rows (DIST and the
         feature loss relate a batch's rows to one another, so no window of batches equals one
         batch of its rows), and a window weights its batches by their rows."""
-        return torch.tensor(float(len(batch["labels"])), device=batch["labels"].device)
+        return batch["labels"].new_full((), len(batch["labels"]), dtype=torch.float32)
 
     def forward(self, logits: torch.Tensor, embedding: Optional[torch.Tensor], batch: dict) -> torch.Tensor:
         """The mean loss of the batch."""
