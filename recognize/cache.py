@@ -241,6 +241,13 @@ def uses_cache(config: ExperimentConfig) -> bool:
     return config.mode == "frozen" and config.cache
 
 
+def masked_yet_clip_by_clip(encoder: Any) -> bool:
+    """Whether `encoder` is a speech encoder that takes a mask yet runs one clip at a time
+    (data2vec-audio, since 2026-11-27; batched before): keys of vectors it computes say so,
+    so that entries built in batches are not served."""
+    return getattr(encoder, "pass_mask", False) and not encoder.padding_free
+
+
 def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str, clips: "list[Optional[Path]] | None") -> dict[str, Any]:
     """The key of `modality`'s entry for `split`: encoder, preprocessing and data (see the module docstring)."""
     encoder = built.model.encoders[modality]
@@ -258,7 +265,7 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
                                 "context": config.context, "max_length": config.max_length, "pooling": config.pooling}
     elif modality == "A":
         key["preprocessing"] = {"extractor": built.audio.extractor.to_json_string(), "max_seconds": config.max_audio_seconds}
-        if encoder.pass_mask and not encoder.padding_free:  # data2vec-audio: batched before 2026-11-27, one clip at a time since
+        if masked_yet_clip_by_clip(encoder):
             key["preprocessing"]["clip_by_clip"] = True
     else:
         key["preprocessing"] = {name: repr(value) for name, value in sorted(vars(built.video).items())}

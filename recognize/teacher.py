@@ -19,7 +19,7 @@ from accelerate.utils import send_to_device
 from recognize import __version__
 from recognize import checkpoint as ckpt
 from recognize.builder import MEDIA_MODALITIES, SplitData, eval_loader, load_rows, make_split
-from recognize.cache import Entry, cache_root, clips_digest, file_digest, weights_digest
+from recognize.cache import Entry, cache_root, clips_digest, file_digest, masked_yet_clip_by_clip, weights_digest
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig
 from recognize.dataset.media import index_media
 from recognize.dataset.meld import csv_path
@@ -121,10 +121,13 @@ def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, 
     """The cache key of a teacher's outputs on `split` (see the module docstring)."""
     settings = {k: v for k, v in teacher.to_dict().items() if k not in RESULT_NEUTRAL | {"data", "output_dir"}}
     settings["precision"] = resolved_precision(teacher.precision)  # "auto" computes in bf16 on a GPU, fp32 on a CPU
-    return {"kind": "teacher", "modality": "teacher", "model": str(Path(folder).resolve()), "backbone": record["run_name"],
-            "split": split, "version": __version__, "weights": weights_digest(built.model), "settings": settings,
-            "configs": built.config_digests,
-            "csv": file_digest(csv_path(teacher.data, split)), "clips": {m: clips_digest(p) for m, p in clips.items()}}
+    key = {"kind": "teacher", "modality": "teacher", "model": str(Path(folder).resolve()), "backbone": record["run_name"],
+           "split": split, "version": __version__, "weights": weights_digest(built.model), "settings": settings,
+           "configs": built.config_digests,
+           "csv": file_digest(csv_path(teacher.data, split)), "clips": {m: clips_digest(p) for m, p in clips.items()}}
+    if any(masked_yet_clip_by_clip(encoder) for encoder in built.model.encoders.values()):
+        key["audio_clip_by_clip"] = True
+    return key
 
 
 def _compute(teacher: ExperimentConfig, built, data: SplitData) -> dict[str, torch.Tensor]:

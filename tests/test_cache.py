@@ -23,6 +23,7 @@ from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
 from recognize.model.encoders import AudioEncoder, TextEncoder, load_backbone
 from recognize.tiny import write_tiny_wav2vec2
+from recognize.teacher import _key as teacher_key
 
 from helpers import ROOT
 
@@ -246,6 +247,10 @@ def test_data2vec_audio_entries_are_keyed_apart_from_those_built_in_batches(meld
     keys = {}
     for name, folder in (("data2vec", data2vec), ("wav2vec2", write_tiny_wav2vec2(tmp_path / "tiny-wav2vec2"))):
         config = ExperimentConfig(data=str(meld_dir), modal="A", audio_model=str(folder), mode="frozen")
-        keys[name] = feature_key(config, build_model(config), "A", "train", None)["preprocessing"]
+        built = build_model(config)
+        keys[name] = feature_key(config, built, "A", "train", None)["preprocessing"]
+        keys[f"{name} as a teacher"] = teacher_key(str(folder), config, {"run_name": name}, built, "train", {})
     assert keys["data2vec"].get("clip_by_clip") is True
     assert "clip_by_clip" not in keys["wav2vec2"]
+    assert keys["data2vec as a teacher"].get("audio_clip_by_clip") is True  # a teacher's outputs likewise
+    assert "audio_clip_by_clip" not in keys["wav2vec2 as a teacher"]
