@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recognize.config import ExperimentConfig
+from recognize.config import ExperimentConfig, cli_flag
 from recognize.errors import RecognizeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -41,12 +41,6 @@ def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _flag(field_name: str) -> str:
-    """The command-line flag of an ExperimentConfig field: `--label-type` for task, `--max-length` for max_length."""
-    field = next(f for f in dataclasses.fields(ExperimentConfig) if f.name == field_name)
-    return field.metadata.get("flag", "--" + field_name.replace("_", "-"))
-
-
 def _config_options() -> list[inspect.Parameter]:
     """One Typer option per ExperimentConfig field (DATA_DIR is the argument)."""
     hints = get_type_hints(ExperimentConfig)
@@ -54,7 +48,7 @@ def _config_options() -> list[inspect.Parameter]:
     for f in dataclasses.fields(ExperimentConfig):
         if f.name == "data" or not f.metadata["cli"]:
             continue
-        flag = _flag(f.name)
+        flag = cli_flag(f.name)
         if f.default is True:  # a switch that is on unless turned off
             flag = f"{flag}/--no-{flag[2:]}"
         annotation, default = hints[f.name], f.default
@@ -308,7 +302,7 @@ def cache_build(data: str, **settings: Any) -> None:
     defaults = ExperimentConfig()
     ignored = [name for name, value in settings.items() if name not in FEATURE_SETTINGS and value != getattr(defaults, name)]
     if ignored:
-        flags = ", ".join(_flag(name) for name in ignored)
+        flags = ", ".join(cli_flag(name) for name in ignored)
         raise RecognizeError(f"cache build: {flags}: only `train` takes {'it' if len(ignored) == 1 else 'them'} "
                              "(cache build computes the encoders' features, whatever is trained on them)")
     config = ExperimentConfig(data=data, **{**settings, "mode": "frozen", "cache": True})

@@ -253,6 +253,12 @@ class ExperimentConfig:
         return cls.from_dict({**saved.to_dict(), "trust_remote_code": False, **overrides})
 
 
+def cli_flag(field_name: str) -> str:
+    """The command-line flag of an ExperimentConfig field: `--label-type` for task, `--max-length` for max_length."""
+    field = next(f for f in dataclasses.fields(ExperimentConfig) if f.name == field_name)
+    return field.metadata.get("flag", "--" + field_name.replace("_", "-"))
+
+
 def backbone_name(model_id: str) -> str:
     """The backbone's short name: the last component of its model id or path."""
     name = PurePosixPath(model_id.replace("\\", "/").rstrip("/")).name

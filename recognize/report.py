@@ -7,7 +7,9 @@ read as a finished run (no metrics.json yet, a foreign config.json, broken JSON,
 scores for the split) is skipped with a warning, never a crash. Runs on other data (other
 CSVs, e.g. cross-validation folds) are other settings; a seed found in several folders of one
 setting (copies of a run) counts once, from the first folder in sorted order; the others are
-skipped with a warning."""
+skipped with a warning. Rows that the setting columns alone would show alike (runs that differ
+in `--context`, a learning rate, or their data) get an "other settings" column naming what
+tells them apart."""
 
 import csv
 import io
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from recognize.checkpoint import CONFIG, METRICS
-from recognize.config import RESULT_NEUTRAL, ExperimentConfig, backbone_name
+from recognize.config import RESULT_NEUTRAL, ExperimentConfig, backbone_name, cli_flag
 from recognize.errors import RecognizeError
 from recognize.lineage import record_stages
 from recognize.metrics import SCORES, mean_and_std
@@ -26,6 +28,9 @@ SCORE_TITLES: dict[str, str] = {"accuracy": "accuracy", "precision": "precision"
                                 "weighted_f1": "weighted-F1", "macro_f1": "macro-F1"}
 
 SETTING_COLUMNS: tuple[str, ...] = ("modality", "backbones", "fusion", "task", "training")
+
+OTHER_SETTINGS = "other settings"
+"""The column, shown only when needed, that tells apart rows whose setting columns are equal."""
 
 NOT_SETTING: frozenset[str] = RESULT_NEUTRAL | {"seed", "seed_folder", "output_dir", "init_from", "teacher", "data"}
 """Config fields that differ between the seeds of one setting, or do not change results (the
@@ -56,12 +61,20 @@ class Run:
             "training": record_stages(self.record),
         }
 
+    def setting_fields(self) -> dict[str, Any]:
+        """The config values that make its setting: every field but those of NOT_SETTING, the
+        learning rates as used (a default `--lr` is the mode's), and "data", its CSVs'
+        fingerprint (the same CSVs under any path are the same data)."""
+        config = ExperimentConfig.from_dict(self.experiment)
+        fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
+        fields.update(lr=config.learning_rate, head_lr=config.head_learning_rate)
+        return {**fields, "data": self.record.get("data_fingerprint")}
+
     def setting_key(self) -> str:
         """Equal for runs that differ only in seed (and where they were written): the same
         CSVs under any path count as the same data (config.json's data fingerprint), so runs
         on other data, such as cross-validation folds, are settings of their own."""
-        fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
-        return json.dumps([fields, record_stages(self.record), self.record.get("data_fingerprint")], sort_keys=True)
+        return json.dumps([self.setting_fields(), record_stages(self.record)], sort_keys=True)
 
 
 @dataclass
@@ -69,6 +82,8 @@ class Row:
     """One setting: its columns and every seed's scores."""
 
     setting: dict[str, str]
+    fields: dict[str, Any] = field(default_factory=dict)
+    data: str = ""
     seeds: list[int] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCORES})
 
@@ -147,7 +162,7 @@ def group_runs(runs: list[Run], warn: Callable[[str], None] = print) -> list[Row
             copies.setdefault(key, []).append(run.folder)
             continue
         kept[key] = run.folder
-        row = rows.setdefault(key[0], Row(run.setting()))
+        row = rows.setdefault(key[0], Row(run.setting(), run.setting_fields(), run.experiment["data"]))
         row.seeds.append(run.experiment["seed"])
         for score in SCORES:
             row.scores[score].append(run.scores[score])
@@ -174,12 +189,43 @@ def select_rows(rows: list[Row], modal: Optional[str] = None, task: Optional[str
     raise RecognizeError(f"--sort: unknown column '{sort}'; valid: {', '.join(SETTING_COLUMNS + SCORES)}")
 
 
+def other_settings(rows: list[Row]) -> list[str]:
+    """Per row, what tells it apart from the rows whose setting columns are equal to its own:
+    the flags whose values differ among them, with its value (`--context 1, --lr 0.0001`;
+    `data fold-3/data` for other CSVs, by the data folder's last two components); "" for a
+    row that its setting columns already tell apart."""
+    alike: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        alike.setdefault(tuple(row.setting[c] for c in SETTING_COLUMNS), []).append(row)
+    notes = {}
+    for group in alike.values():
+        names = list(dict.fromkeys(name for row in group for name in row.fields))
+        differing = [name for name in names
+                     if len({json.dumps(row.fields.get(name), sort_keys=True) for row in group}) > 1]
+        for row in group:
+            notes[id(row)] = ", ".join(_describe(name, row) for name in differing)
+    return [notes[id(row)] for row in rows]
+
+
+def _describe(name: str, row: Row) -> str:
+    """`name`'s value in `row` as a flag and its value, or the data folder for "data"."""
+    if name == "data":
+        return "data " + "/".join(Path(row.data).parts[-2:])
+    return f"{cli_flag(name)} {row.fields.get(name)}"
+
+
+def _setting_header(notes: list[str]) -> list[str]:
+    """The setting columns' titles, with OTHER_SETTINGS when a row needs it."""
+    return [*SETTING_COLUMNS, *([OTHER_SETTINGS] if any(notes) else [])]
+
+
 def markdown_table(rows: list[Row]) -> str:
     """The rows as a Markdown table, scores "mean ± std" in percent with two decimals."""
-    header = [*SETTING_COLUMNS, "n", *(SCORE_TITLES[s] for s in SCORES)]
+    notes = other_settings(rows)
+    header = [*_setting_header(notes), "n", *(SCORE_TITLES[s] for s in SCORES)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row.setting[c] for c in SETTING_COLUMNS] + [str(len(row.seeds))]
+    for row, note in zip(rows, notes):
+        cells = [row.setting[c] for c in SETTING_COLUMNS] + ([note] if any(notes) else []) + [str(len(row.seeds))]
         for score in SCORES:
             std = row.std(score)
             cells.append(f"{row.mean(score):.2f}" + (f" ± {std:.2f}" if std is not None else ""))
@@ -188,16 +234,18 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def csv_table(rows: list[Row]) -> str:
-    """The rows as CSV: the setting columns, n, the seeds, and each score's mean and std."""
+    """The rows as CSV: the setting columns (OTHER_SETTINGS when needed), n, the seeds, and each
+    score's mean and std."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*SETTING_COLUMNS, "n", "seeds", *(f"{s}_{stat}" for s in SCORES for stat in ("mean", "std"))])
-    for row in rows:
+    notes = other_settings(rows)
+    writer.writerow([*_setting_header(notes), "n", "seeds", *(f"{s}_{stat}" for s in SCORES for stat in ("mean", "std"))])
+    for row, note in zip(rows, notes):
         values = []
         for score in SCORES:
             std = row.std(score)
             values += [f"{row.mean(score):.2f}", "" if std is None else f"{std:.2f}"]
-        writer.writerow([*(row.setting[c] for c in SETTING_COLUMNS), len(row.seeds),
+        writer.writerow([*(row.setting[c] for c in SETTING_COLUMNS), *([note] if any(notes) else []), len(row.seeds),
                          " ".join(str(s) for s in row.seeds), *values])
     return out.getvalue()
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from recognize import ExperimentConfig
 from recognize.cli import app
-from recognize.report import find_runs, group_runs, markdown_table, select_rows
+from recognize.report import csv_table, find_runs, group_runs, markdown_table, other_settings, select_rows
 
 SCORES = ("accuracy", "precision", "recall", "weighted_f1", "macro_f1")
 
@@ -172,3 +172,26 @@ def test_runs_on_other_csvs_are_another_setting_whatever_the_path_says(checkpoin
     full_tuning = [row for row in rows if row.setting["training"] == "Full Tuning"]
     assert [row.seeds for row in full_tuning] == [[1, 2], [1]]  # the two seeds together, the fold alone
     assert warnings == []  # the fold is not a copy of seed 1
+    assert [note for note in other_settings(select_rows(full_tuning))] == ["data data/MELD", "data fold-0/data"]
+
+
+def test_rows_the_setting_columns_show_alike_name_what_tells_them_apart(tmp_path):
+    text = dict(modal="T", task="emotion", text_model="sentence-transformers/all-mpnet-base-v2", mode="full")
+    for context, (acc, wf1) in {0: (0.60, 0.58), 1: (0.64, 0.62)}.items():
+        config = ExperimentConfig(**text, context=context, output_dir=str(tmp_path / f"context-{context}"))
+        write_run(config.run_dir, config, scores(acc, wf1))
+    explicit = ExperimentConfig(**text, lr=2e-5, output_dir=str(tmp_path / "explicit-lr"))  # --lr the mode's default
+    write_run(explicit.run_dir, explicit, scores(0.60, 0.58))
+    fused = ExperimentConfig(modal="T+A", audio_model="facebook/wav2vec2-base", output_dir=str(tmp_path / "fusion"))
+    write_run(fused.run_dir, fused, scores(0.5, 0.5))
+
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == ("| modality | backbones | fusion | task | training | other settings | n | "
+                                             "accuracy | precision | recall | weighted-F1 | macro-F1 |")
+    assert [line.split(" | ")[5] for line in result.stdout.splitlines()[2:]] == ["--context 0", "--context 1", ""]
+    assert "seed 42 of this setting is already counted" in result.stderr  # --lr 2e-5 is full tuning's default
+    table = csv_table(select_rows(group_runs(find_runs(tmp_path, warn=lambda line: None), warn=lambda line: None)))
+    assert table.splitlines()[0].startswith("modality,backbones,fusion,task,training,other settings,n,seeds,")
+    assert table.splitlines()[1].startswith("T,all-mpnet-base-v2,,emotion,Full Tuning,--context 0,1,42,60.00,")
