@@ -12,26 +12,26 @@ from recognize import ExperimentConfig
 from recognize.crossval import cross_validate
 from recognize.metrics import SCORES
 from recognize.report import SCORE_TITLES
-from recognize.scripting import run_script, score_line
+from recognize.scripting import ScriptHelpFormatter, run_script, score_line
 
 
 def main(argv: "list[str] | None" = None) -> None:
     """Parse the options, run the folds, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     parser.add_argument("data", nargs="?", default="datasets/MELD", help="MELD folder")
     parser.add_argument("--split", default="dev", choices=["train", "dev", "test"], help="the split to fold")
-    parser.add_argument("--folds", type=int, default=10)
-    parser.add_argument("--modal", default="V")
-    parser.add_argument("--mode", default="frozen", choices=["full", "lora", "frozen", "T", "L", "F"])
-    parser.add_argument("--label-type", dest="task", default="emotion", choices=["emotion", "sentiment"])
-    parser.add_argument("--text-model", default="sentence-transformers/all-mpnet-base-v2")
-    parser.add_argument("--audio-model", default="facebook/wav2vec2-base")
-    parser.add_argument("--video-model", default="google/vivit-b-16x2-kinetics400")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--folds", type=int, default=10, help="folds, by dialogue")
+    parser.add_argument("--modal", default="V", help="modalities, e.g. T+A")
+    parser.add_argument("--mode", default="frozen", choices=["full", "lora", "frozen", "T", "L", "F"], help="training mode")
+    parser.add_argument("--label-type", dest="task", default="emotion", choices=["emotion", "sentiment"], help="task")
+    parser.add_argument("--text-model", help="text encoder: model id or local folder", default="sentence-transformers/all-mpnet-base-v2")
+    parser.add_argument("--audio-model", help="audio encoder: model id or local folder", default="facebook/wav2vec2-base")
+    parser.add_argument("--video-model", help="video encoder: model id or local folder", default="google/vivit-b-16x2-kinetics400")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of each fold's run")
     parser.add_argument("--lr", type=float, default=None, help="default: the mode's")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimiser step")
     parser.add_argument("--seed", type=int, default=42, help="seeds the folds and every fold's training")
-    parser.add_argument("--output-dir", default="checkpoints")
+    parser.add_argument("--output-dir", default="checkpoints", help="cv-{split}-{K}/ goes under it")
     args = parser.parse_args(argv)
     config = ExperimentConfig(data=args.data, modal=args.modal, mode=args.mode, task=args.task, text_model=args.text_model,
                               audio_model=args.audio_model, video_model=args.video_model, epochs=args.epochs, lr=args.lr,

@@ -13,14 +13,14 @@ from pathlib import Path
 from recognize import RecognizeError, evaluate
 from recognize.checkpoint import METRICS
 from recognize.report import run_folders
-from recognize.scripting import run_script, score_line
+from recognize.scripting import ScriptHelpFormatter, run_script, score_line
 
 
 def main(argv: "list[str] | None" = None) -> None:
     """Parse the options, evaluate each finished run, print one line per run."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     parser.add_argument("root", type=Path, help="folder holding checkpoint folders")
-    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"], help="split to evaluate on")
     parser.add_argument("--data", help="MELD folder (default: each run's own)")
     args = parser.parse_args(argv)
     evaluated = 0

@@ -16,6 +16,18 @@ SHOWN_SCORES: tuple[str, ...] = ("accuracy", "weighted_f1", "macro_f1")
 """The scores a script prints for a run, in order."""
 
 
+class ScriptHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help of a script: its docstring as written, and each option's default after its help
+    (unless the help already speaks of its default, or there is none to show)."""
+
+    def _get_help_string(self, action: argparse.Action) -> "str | None":
+        """The option's help, with `(default: X)` appended where X says something."""
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def recipe_arguments(description: str, argv: "list[str] | None" = None, text_model: Optional[str] = None,
                      audio_model: Optional[str] = None, video_model: Optional[str] = None,
                      choices: "dict[str, tuple[str, tuple[str, ...]]] | None" = None) -> argparse.Namespace:
@@ -23,16 +35,16 @@ def recipe_arguments(description: str, argv: "list[str] | None" = None, text_mod
     (--text-model, --audio-model, --video-model, defaulting to the given ids), --label-type,
     --epochs (every stage's epochs; 0 keeps each stage's own), --batch-size, --seed,
     --output-dir, --overwrite or --resume, and the recipe's own `choices` (flag -> (default, valid values))."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=ScriptHelpFormatter)
     parser.add_argument("data", nargs="?", default="datasets/MELD", help="MELD folder")
     for flag, default in (("--text-model", text_model), ("--audio-model", audio_model), ("--video-model", video_model)):
         if default is not None:
             parser.add_argument(flag, default=default, help=f"{flag[2:].split('-')[0]} encoder: model id or local folder")
-    parser.add_argument("--label-type", dest="task", default="emotion", choices=["emotion", "sentiment"])
+    parser.add_argument("--label-type", dest="task", default="emotion", choices=["emotion", "sentiment"], help="task")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every stage (0: the recipe's own)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--output-dir", default="checkpoints")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimiser step")
+    parser.add_argument("--seed", type=int, default=42, help="random seed")
+    parser.add_argument("--output-dir", default="checkpoints", help="folder the runs go under")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
                           help="replace the recipe's checkpoint folders that exist (default: an existing one is an error)")
@@ -52,7 +64,8 @@ def existing_runs(args: argparse.Namespace) -> dict[str, bool]:
 def stages_folder(args: argparse.Namespace, recipe: str) -> str:
     """Where a recipe of several stages writes them: `{--output-dir}/{recipe}/`, a folder of
     its own, so that its stages never meet another recipe's (or `emotion-recognize train`'s)
-    runs of the same setting."""
+    runs of the same setting. The recipes pass their file name (`Path(__file__).stem`), so a
+    copy saved under a new name writes to a folder of its own too."""
     return str(Path(args.output_dir) / recipe)
 
 
@@ -71,7 +84,12 @@ def print_test_scores(*folders: Path) -> None:
 def run_script(main: Callable[["list[str]"], None], argv: "list[str] | None" = None) -> None:
     """Run a script's `main` on `argv` (default: the command line's arguments). A
     RecognizeError ends the process as the CLI ends it: `error: <one line>` on stderr and
-    exit code 1, no traceback."""
+    exit code 1, no traceback. Hugging Face's loading progress bars and warnings are
+    silenced, as the CLI silences them."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         main(sys.argv[1:] if argv is None else argv)
     except RecognizeError as error:

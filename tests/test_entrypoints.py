@@ -2,6 +2,7 @@
 training/ and the script in evaluation/, each run for real on tiny data."""
 
 import csv
+import importlib.util
 import json
 import os
 import runpy
@@ -250,3 +251,47 @@ def test_run_script_passes_the_arguments_and_lets_other_errors_through(capsys):
     assert (ended.value.code, capsys.readouterr().err) == (1, "error: data.csv: broken\n")
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         run_script(lambda argv: 1 / 0, [])
+
+
+def test_a_recipe_copied_under_a_new_name_writes_its_stages_to_a_folder_of_that_name(tmp_path):
+    copy = tmp_path / "my_two_stage.py"
+    copy.write_text((ROOT / "training" / "text_mpnet_two_stage.py").read_text())
+    spec = importlib.util.spec_from_file_location(copy.stem, copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = []
+
+    def first_stage_only(config: ExperimentConfig, **existing: bool) -> Path:
+        written.append(config.output_dir)
+        raise RecognizeError("stop after the first stage")
+
+    module.train = first_stage_only
+    with pytest.raises(RecognizeError, match="stop after the first stage"):
+        module.main(["datasets/MELD", "--output-dir", str(tmp_path / "runs")])
+    assert written == [str(tmp_path / "runs" / "my_two_stage")]  # not text_mpnet_two_stage/: the original's stages
+
+
+@pytest.mark.parametrize("script, lines", [
+    ("training/text_finetune.py", ["samples per optimiser step (default: 32)", "random seed (default: 42)",
+                                   "folder the runs go under (default: checkpoints)", "task (default: emotion)"]),
+    ("evaluation/cross_validation.py", ["folds, by dialogue (default: 10)", "training mode (default: frozen)"]),
+    ("evaluation/evaluate_all.py", ["split to evaluate on (default: test)"]),
+])
+def test_script_help_shows_each_options_default(script, lines, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        load_script(script).main(["--help"])
+    shown = capsys.readouterr().out
+    assert all(line in shown for line in lines), shown
+    assert "(default: None)" not in shown and "(default: False)" not in shown
+
+
+def test_run_script_silences_the_model_loading_progress_bars():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    try:
+        run_script(lambda argv: None, [])
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

@@ -16,6 +16,8 @@ feature cache in stage 3. Pass --distill dist, feature or dist+feature to try th
 losses. The data folder needs audios/ and videos/ (`emotion-recognize prepare`).
 """
 
+from pathlib import Path
+
 from recognize import ExperimentConfig, train
 from recognize.config import DISTILL_LOSSES
 from recognize.scripting import existing_runs, print_test_scores, recipe_arguments, run_script, stages_folder
@@ -28,7 +30,7 @@ def main(argv: "list[str] | None" = None) -> None:
                             choices={"--distill": ("kd", DISTILL_LOSSES)})
     common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
                   video_model=args.video_model, batch_size=args.batch_size, seed=args.seed,
-                  output_dir=stages_folder(args, "distill_students"))
+                  output_dir=stages_folder(args, Path(__file__).stem))
     teacher = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), **existing_runs(args))
     distilled = dict(teacher=str(teacher), distill=args.distill, **common)
     audio = train(ExperimentConfig(modal="A", mode="full", epochs=args.epochs or 4, lr=5e-5, head_lr=1e-3, **distilled),

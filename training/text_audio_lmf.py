@@ -24,7 +24,7 @@ def main(argv: "list[str] | None" = None) -> None:
     args = recipe_arguments(__doc__, argv, text_model="sentence-transformers/all-mpnet-base-v2",
                             audio_model="facebook/wav2vec2-base")
     common = dict(data=args.data, task=args.task, text_model=args.text_model, audio_model=args.audio_model,
-                  batch_size=args.batch_size, seed=args.seed, output_dir=stages_folder(args, "text_audio_lmf"))
+                  batch_size=args.batch_size, seed=args.seed, output_dir=stages_folder(args, Path(__file__).stem))
     text = train(ExperimentConfig(modal="T", mode="full", epochs=args.epochs or 4, lr=2e-5, **common), **existing_runs(args))
     fused = dict(modal="T+A", fusion="lmf", lmf_rank=4, fusion_dim=64, **common)
     classifier_after_text = train(ExperimentConfig(**{**fused, "output_dir": str(Path(common["output_dir"]) / "after-text-only")},
