@@ -41,8 +41,9 @@ def _fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _config_options() -> list[inspect.Parameter]:
-    """One Typer option per ExperimentConfig field (DATA_DIR is the argument)."""
+def _config_options(shown: Optional[frozenset[str]] = None) -> list[inspect.Parameter]:
+    """One Typer option per ExperimentConfig field (DATA_DIR is the argument); with `shown`,
+    --help lists only those fields' options (the others are still parsed, to be refused by name)."""
     hints = get_type_hints(ExperimentConfig)
     params = []
     for f in dataclasses.fields(ExperimentConfig):
@@ -55,7 +56,8 @@ def _config_options() -> list[inspect.Parameter]:
         if f.default_factory is not dataclasses.MISSING:  # list fields: a repeatable option
             annotation, default = Optional[list[str]], None
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                        default=typer.Option(default, flag, help=f.metadata["help"])))
+                                        default=typer.Option(default, flag, help=f.metadata["help"],
+                                                             hidden=shown is not None and f.name not in shown)))
     return params
 
 
@@ -317,7 +319,7 @@ def cache_build(data: str, **settings: Any) -> None:
 cache_build.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
                       default=typer.Argument("datasets/MELD", metavar="DATA_DIR", help="MELD folder (the three CSVs at its root).")),
-    *_config_options(),
+    *_config_options(shown=FEATURE_SETTINGS),
 ])
 cache_app.command("build")(_fail_cleanly(cache_build))
 

@@ -3,6 +3,7 @@ frozen run runs no encoder; killed, corrupted and concurrent builds never leave 
 that is trusted wrongly; and frozen results are the same with and without the cache."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -16,7 +17,8 @@ from transformers import Data2VecAudioConfig, Data2VecAudioModel, Wav2Vec2Featur
 from typer.testing import CliRunner
 
 from recognize import ExperimentConfig, train
-from recognize.cli import app
+from recognize.cli import FEATURE_SETTINGS, app
+from recognize.config import cli_flag
 from recognize.builder import build_model
 from recognize.cache import SUFFIX, Entry, cache_root, feature_key, list_entries
 from recognize.dataset.prepare import prepare
@@ -172,6 +174,13 @@ def test_cache_build_takes_an_earlier_stage_and_refuses_training_flags(meld_dir,
     assert result.exit_code == 1
     assert result.output.strip() == ("error: cache build: --label-type, --epochs: only `train` takes them "
                                      "(cache build computes the encoders' features, whatever is trained on them)")
+
+
+def test_cache_build_help_lists_only_the_flags_it_takes():
+    shown = CliRunner().invoke(app, ["cache", "build", "--help"], env={"COLUMNS": "200"}).output
+    flags = {cli_flag(name).lstrip("-") for name in FEATURE_SETTINGS}
+    listed = set(re.findall(r"--([a-z-]+)", shown)) - {"help", "no-cache"}
+    assert listed == flags  # not --epochs, --label-type, --teacher...: those it refuses
 
 
 def test_two_processes_building_one_entry_leave_one_valid_entry(meld_dir, tiny_bert, tmp_path, cache):
