@@ -145,6 +145,11 @@ def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict
     if not folder.is_dir():
         raise RecognizeError(f"{folder}: checkpoint folder not found")
     if not (folder / CONFIG).is_file():
+        from recognize.seeds import seed_folders  # seeds imports this module
+
+        if seeds := seed_folders(folder):
+            raise RecognizeError(f"{folder}: holds one run per seed ({', '.join(p.name for p in seeds)}); "
+                                 f"give one of them, e.g. {seeds[0]}")
         raise RecognizeError(f"{folder}: not a checkpoint folder (no {CONFIG})")
     record = read_json(folder / CONFIG)
     if "experiment" not in record:

@@ -124,6 +124,8 @@ def evaluate_command(
                                  f"macro-F1 {metrics['macro_f1']:.2%}"), highlight=False)
         _print_aggregate(checkpoint / f"eval-{split}.json")
         return
+    if compare is not None:  # before either is evaluated
+        _check_comparable(checkpoint, compare)
     metrics = evaluate(checkpoint, split=split, data=data, trust_remote_code=trust_remote_code)
     if compare is not None:
         other = evaluate(compare, split=split, data=metrics["data"], trust_remote_code=trust_remote_code)
@@ -134,6 +136,16 @@ def evaluate_command(
     console.print(escape(f"training: {metrics['training']}{sources}"), highlight=False)
     console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, predictions-{split}.csv, per-class-{split}.csv "
                          f"and confusion-{split}.png beside it"), highlight=False)
+
+
+def _check_comparable(folder_a: Path, folder_b: Path) -> None:
+    """Both are checkpoint folders of one label type, or RecognizeError saying which is not."""
+    from recognize.checkpoint import read_checkpoint_config
+
+    task_a, task_b = (read_checkpoint_config(folder)[0].task for folder in (folder_a, folder_b))
+    if task_a != task_b:
+        raise RecognizeError(f"--compare: {folder_a} predicts {task_a}, {folder_b} {task_b}; "
+                             "compare two runs of one label type")
 
 
 def _print_comparison(folder_a: Path, a: dict[str, Any], folder_b: Path, b: dict[str, Any], split: str) -> None:

@@ -287,6 +287,29 @@ def test_eval_folder_without_config(tmp_path: Path) -> None:
     assert error_line("eval", folder) == f"error: {folder}: not a checkpoint folder (no config.json)"
 
 
+def test_a_seeds_folder_where_one_run_is_needed_names_its_seeds(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    setting = tmp_path / "T--ET(tiny-bert)"
+    for seed in (1, 2):
+        config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), seed=seed, seed_folder=True,
+                                  output_dir=str(tmp_path))
+        write_json(config.run_dir / CONFIG, checkpoint_record(config, {}))
+
+    assert error_line("predict", setting, "--text", "hi") == (
+        f"error: {setting}: holds one run per seed (seed-1, seed-2); give one of them, e.g. {setting / 'seed-1'}")
+
+
+def test_compare_of_an_emotion_and_a_sentiment_run_fails_before_evaluating(meld_dir: Path, tmp_path: Path,
+                                                                            tiny_bert: Path) -> None:
+    folders = []
+    for task in ("emotion", "sentiment"):  # no weights: evaluating either would fail otherwise
+        config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), task=task, output_dir=str(tmp_path))
+        write_json(config.run_dir / CONFIG, checkpoint_record(config, {}))
+        folders.append(config.run_dir)
+
+    assert error_line("eval", folders[0], "--compare", folders[1]) == (
+        f"error: --compare: {folders[0]} predicts emotion, {folders[1]} sentiment; compare two runs of one label type")
+
+
 def test_eval_checkpoint_without_weights(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
     config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(tmp_path / "ck"))
     write_json(config.run_dir / CONFIG, checkpoint_record(config, {}))
