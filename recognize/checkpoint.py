@@ -139,18 +139,24 @@ def checkpoint_record(config: ExperimentConfig, extra: dict[str, Any]) -> dict[s
     }
 
 
+def not_a_checkpoint(folder: Path) -> RecognizeError:
+    """The error for a folder without config.json given as a checkpoint: a --seeds setting
+    folder is named as one, with the seeds to choose from."""
+    from recognize.seeds import seed_folders  # seeds imports this module
+
+    if seeds := seed_folders(folder):
+        return RecognizeError(f"{folder}: holds one run per seed ({', '.join(p.name for p in seeds)}); "
+                              f"give one of them, e.g. {seeds[0]}")
+    return RecognizeError(f"{folder}: not a checkpoint folder (no {CONFIG})")
+
+
 def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any]]:
     """The ExperimentConfig and whole record of a finished or interrupted checkpoint folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RecognizeError(f"{folder}: checkpoint folder not found")
     if not (folder / CONFIG).is_file():
-        from recognize.seeds import seed_folders  # seeds imports this module
-
-        if seeds := seed_folders(folder):
-            raise RecognizeError(f"{folder}: holds one run per seed ({', '.join(p.name for p in seeds)}); "
-                                 f"give one of them, e.g. {seeds[0]}")
-        raise RecognizeError(f"{folder}: not a checkpoint folder (no {CONFIG})")
+        raise not_a_checkpoint(folder)
     record = read_json(folder / CONFIG)
     if "experiment" not in record:
         raise RecognizeError(f"{folder / CONFIG}: no 'experiment' section; not written by emotion-recognize")

@@ -51,7 +51,7 @@ def check_teacher(config: ExperimentConfig) -> None:
     same label type."""
     folder = Path(config.teacher)
     if not (folder / ckpt.CONFIG).is_file():
-        raise RecognizeError(f"--teacher {folder}: not a checkpoint folder (no {ckpt.CONFIG})")
+        raise RecognizeError(f"--teacher {ckpt.not_a_checkpoint(folder)}")
     if not (folder / ckpt.WEIGHTS).is_file():
         raise RecognizeError(f"--teacher {folder}: has no {ckpt.WEIGHTS} (its training never finished an epoch?)")
     if folder.resolve() == config.run_dir.resolve():

@@ -294,8 +294,10 @@ def test_a_seeds_folder_where_one_run_is_needed_names_its_seeds(meld_dir: Path, 
                                   output_dir=str(tmp_path))
         write_json(config.run_dir / CONFIG, checkpoint_record(config, {}))
 
-    assert error_line("predict", setting, "--text", "hi") == (
-        f"error: {setting}: holds one run per seed (seed-1, seed-2); give one of them, e.g. {setting / 'seed-1'}")
+    message = f"{setting}: holds one run per seed (seed-1, seed-2); give one of them, e.g. {setting / 'seed-1'}"
+    assert error_line("predict", setting, "--text", "hi") == f"error: {message}"
+    student = ["train", meld_dir, "--text-model", tiny_bert, "--output-dir", tmp_path / "student"]
+    assert error_line(*student, "--teacher", setting) == f"error: --teacher {message}"
 
 
 def test_compare_of_an_emotion_and_a_sentiment_run_fails_before_evaluating(meld_dir: Path, tmp_path: Path,
