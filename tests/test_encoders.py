@@ -5,6 +5,7 @@ takes a mask, LoRA finds each architecture's query/value projections, and no bac
 attention may use cuDNN's kernel (text encoders too)."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,14 @@ def test_lora_finds_the_query_and_value_projections_of_every_speech_encoder(tmp_
     adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable if ".lora_" in n}
     assert adapted == {"q_proj", "v_proj"}
     assert trainable == {n for n in trainable if ".lora_" in n or n.startswith("head.")}
+
+
+def test_lora_prints_no_deprecation_warning_of_the_libraries(tiny_bert):
+    model = EmotionModel({"T": TextEncoder(load_backbone(str(tiny_bert)), "cls")}, num_labels=7, dropout=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_mode(model, "lora", r=4, alpha=8, dropout=0.0)
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
 
 
 def save_timesformer(folder: Path) -> Path:

@@ -3,6 +3,8 @@ encoder's convolutional feature encoder, frozen as in Hugging Face's own wav2vec
 fine-tuning; Whisper's convolutions train), LoRA (peft adapters on the backbones' attention
 projections, plus the fusion and the head), frozen backbones (the fusion and the head)."""
 
+import warnings
+
 import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
@@ -55,7 +57,9 @@ def apply_mode(model: EmotionModel, mode: str, r: int = 8, alpha: int = 16, drop
         names = [t.strip() for t in targets.split(",") if t.strip()] or lora_targets(encoder.backbone)
         config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none")
         try:
-            encoder.backbone = get_peft_model(encoder.backbone, config)
+            with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: noise on every LoRA run
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                encoder.backbone = get_peft_model(encoder.backbone, config)
         except ValueError as error:
             raise RecognizeError(f"--lora-targets: {str(error).splitlines()[0]}") from None
 
