@@ -2,7 +2,8 @@
 setting (modality, backbones, fusion, task, training stages), its scores on a split in
 percent, as mean +- sample standard deviation over the setting's seeds with their count.
 
-A folder under the scanned root is a run when it holds config.json; one that cannot be
+A folder under the scanned root is a run when it holds config.json; a Hugging Face model
+folder (its config.json has a `model_type`) is passed over in silence, and one that cannot be
 read as a finished run (no metrics.json yet, a foreign config.json, broken JSON, no
 scores for the split) is skipped with a warning, never a crash. Runs on other data (other
 CSVs, e.g. cross-validation folds) are other settings; a seed found in several folders of one
@@ -103,6 +104,8 @@ def find_runs(root: "str | Path", split: str = "test", warn: Callable[[str], Non
     reported through `warn` and skipped."""
     runs = []
     for folder in run_folders(root):
+        if _is_model_folder(folder):
+            continue  # a backbone saved beside the runs (the demo's tiny BERT, a local copy of a hub model)
         try:
             run = _read_run(folder, split)
         except (RecognizeError, KeyError, TypeError, ValueError) as error:
@@ -119,6 +122,15 @@ def run_folders(root: "str | Path") -> list[Path]:
     if not root.is_dir():
         raise RecognizeError(f"{root}: no such folder")
     return [config_file.parent for config_file in sorted(root.rglob(CONFIG))]
+
+
+def _is_model_folder(folder: Path) -> bool:
+    """Whether `folder`'s config.json is a Hugging Face model's (a `model_type`, no `experiment`)."""
+    try:
+        record = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and "model_type" in record and "experiment" not in record
 
 
 def _read_run(folder: Path, split: str) -> Run:

@@ -54,6 +54,8 @@ def checkpoints(tmp_path) -> Path:
     write_run(interrupted.run_dir, interrupted, {}, finished=False)
     (root / "notes").mkdir()
     (root / "notes" / "config.json").write_text('{"learning_rate": 3}')  # another tool's folder
+    (root / "demo" / "tiny-bert").mkdir(parents=True)
+    (root / "demo" / "tiny-bert" / "config.json").write_text('{"model_type": "bert", "hidden_size": 32}')  # a model
     (root / "broken").mkdir()
     (root / "broken" / "config.json").write_text('{"experiment": ')  # killed mid-write (by something else)
     return root
@@ -77,6 +79,7 @@ def test_report_prints_the_exact_table_and_skips_what_is_not_a_finished_run(chec
     assert "skipped" in warnings and "A--ET(wav2vec2-base)" in warnings and "has not finished" in warnings
     assert f"skipped {checkpoints / 'notes'}: config.json has no 'experiment' section" in warnings
     assert f"skipped {checkpoints / 'broken'}: config.json:" in warnings
+    assert "tiny-bert" not in warnings  # a model folder beside the runs is no run, nor worth a warning
 
 
 def test_report_skips_a_run_whose_metrics_are_not_an_object(checkpoints):
