@@ -262,8 +262,8 @@ def cache_list_command(
     root = _cache_folder(cache_dir)
     entries = list_entries(root)
     table = Table(title=escape(f"{root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 1e6:.1f} MB"), title_justify="left")
-    for column in ("file", "modality", "model", "split", "rows", "width", "MB", "built"):
-        table.add_column(column, justify="right" if column in ("rows", "width", "MB") else "left")
+    for column in ("file", "modality", "model", "split", "rows", "width", "MB", "built"):  # wrapped, never cut short:
+        table.add_column(column, justify="right" if column in ("rows", "width", "MB") else "left", overflow="fold")  # cache clear takes the names
     for entry in entries:
         if "error" in entry:
             table.add_row(escape(entry["file"]), "", escape(f"unreadable: {entry['error']}"), "", "", "", f"{entry['bytes'] / 1e6:.1f}", "")

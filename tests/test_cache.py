@@ -104,6 +104,8 @@ def test_a_second_frozen_run_runs_no_encoder_and_shares_the_entries_across_tasks
     assert calls[0] == 0
     assert sorted(p.name for p in cache.iterdir()) == built
     assert {e["split"] for e in list_entries(cache)} == {"train", "dev", "test"}
+    listed = CliRunner().invoke(app, ["cache", "ls"], env={"COLUMNS": "80"}).output
+    assert "…" not in listed  # file names wrap in a narrow terminal, whole, for `cache clear PATTERN`
 
 
 def test_frozen_results_are_the_same_with_and_without_the_cache(meld_dir, tiny_bert, tmp_path, cache):
