@@ -38,7 +38,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         return run_dir
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
-        raise RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
+        raise _exists(run_dir)
     fusion_for(config)  # bad flags, data, teacher and --init-from sources fail before an old run is replaced
     check_log(config.log)
     if config.teacher:
@@ -121,6 +121,21 @@ def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = Fa
         ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))
     process_state().wait_for_everyone()
     return config.setting_dir
+
+
+def _exists(run_dir: Path) -> RecognizeError:
+    """The error for a run whose folder is already there, saying what it holds and the way on:
+    --resume for an interrupted run, --overwrite or another --output-dir for a finished one
+    (whose name may be the same for other settings)."""
+    latest = run_dir / ckpt.STATE / "latest.json"
+    if latest.is_file():
+        epoch = ckpt.read_json(latest)["folder"].removeprefix("epoch-")
+        return RecognizeError(f"{run_dir}: checkpoint folder exists, holding a run interrupted after epoch {epoch}; "
+                              "pass --resume to continue it or --overwrite to start afresh")
+    if (run_dir / ckpt.METRICS).is_file():
+        return RecognizeError(f"{run_dir}: checkpoint folder exists, holding a finished run; pass --overwrite to replace "
+                              "it, or another --output-dir to keep both (run names leave out --context, --lr, --epochs...)")
+    return RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
 
 
 def _finished(run_dir: Path, config: ExperimentConfig) -> bool:

@@ -129,6 +129,18 @@ def test_existing_checkpoint_needs_overwrite_or_resume(meld_dir: Path, tmp_path:
     assert line == f"error: {run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it"
     assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
 
+    (run_dir / "state" / "epoch-2").mkdir(parents=True)
+    (run_dir / "state" / "latest.json").write_text('{"folder": "epoch-2"}')
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--output-dir", tmp_path / "ck")
+    assert line == (f"error: {run_dir}: checkpoint folder exists, holding a run interrupted after epoch 2; "
+                    "pass --resume to continue it or --overwrite to start afresh")
+
+    shutil.rmtree(run_dir / "state")
+    (run_dir / "metrics.json").write_text("{}")
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--output-dir", tmp_path / "ck")
+    assert line == (f"error: {run_dir}: checkpoint folder exists, holding a finished run; pass --overwrite to replace it, "
+                    "or another --output-dir to keep both (run names leave out --context, --lr, --epochs...)")
+
 
 def test_overwrite_with_bad_data_keeps_the_old_run(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
     run_dir = ExperimentConfig(data=str(meld_dir), modal="A", audio_model=str(tiny_bert), output_dir=str(tmp_path / "ck")).run_dir

@@ -111,7 +111,7 @@ def test_text_recipes_run_one_after_another_into_one_folder_and_again_with_overw
 
     two_stage = load_script("training/text_mpnet_two_stage.py")
     stage1 = tmp_path / "text_mpnet_two_stage" / "T--ET(tiny-bert)"
-    with pytest.raises(RecognizeError, match=r"checkpoint folder exists; pass --overwrite"):
+    with pytest.raises(RecognizeError, match=r"checkpoint folder exists, holding a finished run; pass --overwrite"):
         two_stage.main(arguments)
     before = (stage1 / "metrics.json").stat().st_mtime_ns
     two_stage.main([*arguments, "--overwrite"])
