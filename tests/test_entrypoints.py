@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import runpy
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,10 @@ def test_demo_trains_and_evaluates_well_above_chance(tmp_path):
     evaluation = json.loads((folder / "eval-test.json").read_text())
     assert evaluation["weighted_f1"] > 0.6  # 7 classes; the generator's label noise caps it near 0.87
     assert "weighted" in result.output and "macro-F1" in result.output
+    next_steps = [line for line in result.stdout.splitlines() if line.startswith("  emotion-recognize ")]
+    assert next_steps[0] == f"  emotion-recognize report {tmp_path}"
+    for command in (shlex.split(line)[1:] for line in next_steps):
+        assert CliRunner().invoke(app, command).exit_code == 0, command
 
 
 def test_cli_train_then_eval_round_trip(meld_dir, tiny_bert, tmp_path):
