@@ -11,12 +11,13 @@ from transformers.utils import cached_file
 
 
 def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
-    """A digest of named tensors: their names, shapes, dtypes and bytes, in name order."""
+    """A digest of named tensors: their names, shapes, dtypes and bytes, in name order (a
+    0-dimensional tensor, such as a batch norm's `num_batches_tracked`, by its one value)."""
     digest = hashlib.blake2b(digest_size=16)
     for name, tensor in sorted(tensors.items()):
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()
 
 
