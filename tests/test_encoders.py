@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, TimesformerConfig,
-                          TimesformerModel, WavLMConfig, WavLMModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor,
-                          Wav2Vec2Model, WhisperConfig, WhisperFeatureExtractor, WhisperModel)
+                          TimesformerModel, WavLMConfig, WavLMModel, Wav2Vec2Config, Wav2Vec2ConformerConfig,
+                          Wav2Vec2ConformerModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model, WhisperConfig,
+                          WhisperFeatureExtractor, WhisperModel)
 
 from recognize import ExperimentConfig
 from recognize.builder import build_model, eval_loader
@@ -40,6 +41,8 @@ SPEECH = {  # name -> (model class, config, LoRA's projection names)
     "wavlm": (WavLMModel, WavLMConfig(**SMALL, **CONV, feat_extract_norm="layer", num_buckets=32, max_bucket_distance=64),
               {"q_proj", "v_proj"}),
     "data2vec-audio": (Data2VecAudioModel, Data2VecAudioConfig(**SMALL, **CONV), {"q_proj", "v_proj"}),
+    "wav2vec2-conformer": (Wav2Vec2ConformerModel, Wav2Vec2ConformerConfig(**SMALL, **CONV, feat_extract_norm="layer"),
+                           {"linear_q", "linear_v"}),
 }
 RATE = 16000
 
@@ -193,7 +196,7 @@ def test_lora_finds_the_query_and_value_projections_of_every_speech_encoder(tmp_
 
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable if ".lora_" in n}
-    assert adapted == {"q_proj", "v_proj"}
+    assert adapted == (SPEECH[name][2] if name in SPEECH else {"q_proj", "v_proj"})
     assert trainable == {n for n in trainable if ".lora_" in n or n.startswith("head.")}
 
 

@@ -8,6 +8,7 @@ import warnings
 import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from recognize.digest import tensors_digest
 from recognize.errors import RecognizeError
@@ -19,10 +20,17 @@ LORA_TARGET_PAIRS: tuple[tuple[str, ...], ...] = (
     ("q", "v"),  # MPNet
     ("query_proj", "value_proj"),  # DeBERTa-v2/v3
     ("q_lin", "v_lin"),  # DistilBERT
+    ("linear_q", "linear_v"),  # Wav2Vec2-Conformer
     ("qkv",),  # TimeSformer: one fused query/key/value projection
+    ("Wqkv",),  # ModernBERT (fused)
+    ("c_attn",),  # GPT-2 (fused, a transformers Conv1D)
+    ("query_key_value",),  # GPT-NeoX, Falcon, BLOOM (fused)
 )
 """Attention query/value projection names across architectures, tried in this order (a
 fused projection where the architecture has no separate ones)."""
+
+LORA_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, Conv1D)
+"""The layer types LoRA adapts: linear maps, and GPT-2's Conv1D (a linear map stored transposed)."""
 
 INITIALISED_FLAG = "initialised_from_checkpoint"
 
@@ -30,7 +38,7 @@ INITIALISED_FLAG = "initialised_from_checkpoint"
 def lora_targets(backbone: nn.Module) -> list[str]:
     """The module names LoRA adapts by default: the first query/value pair (or fused
     projection) of LORA_TARGET_PAIRS the backbone has."""
-    linear_names = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules() if isinstance(module, nn.Linear)}
+    linear_names = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules() if isinstance(module, LORA_LAYERS)}
     for pair in LORA_TARGET_PAIRS:
         if set(pair) <= linear_names:
             return list(pair)
@@ -53,15 +61,25 @@ def apply_mode(model: EmotionModel, mode: str, r: int = 8, alpha: int = 16, drop
         model.frozen_encoders = True
         model.encoders.eval()
         return
+    requested = [t.strip() for t in targets.split(",") if t.strip()]
     for encoder in model.encoders.values():
-        names = [t.strip() for t in targets.split(",") if t.strip()] or lora_targets(encoder.backbone)
-        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none")
+        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=requested or lora_targets(encoder.backbone),
+                            bias="none")
         try:
-            with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: noise on every LoRA run
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question; nothing for a user to do
+                warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
                 encoder.backbone = get_peft_model(encoder.backbone, config)
         except ValueError as error:
             raise RecognizeError(f"--lora-targets: {str(error).splitlines()[0]}") from None
+    adapted = adapted_layers(model)
+    if unmatched := [t for t in requested if not any(name == t or name.endswith(f".{t}") for name in adapted)]:
+        raise RecognizeError(f"--lora-targets: {', '.join(unmatched)} matched no layer of any encoder (peft adapts the "
+                             "names it finds and passes over the rest)")
+
+
+def adapted_layers(model: nn.Module) -> set[str]:
+    """The full names of the layers of `model` that carry LoRA adapters."""
+    return {name.split(".lora_")[0] for name, _ in model.named_parameters() if ".lora_" in name}
 
 
 def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
