@@ -6,13 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-import huggingface_hub.constants
 import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertModel
-from transformers.utils import logging as hf_logging
 from typer.testing import CliRunner
 
 from recognize import train
@@ -23,6 +21,8 @@ from recognize.dataset.meld import read_raw_csv
 from recognize.dataset.synthetic import vocabulary, write_synthetic_meld
 from recognize.digest import model_config_digest
 from recognize.tiny import write_tiny_bert
+
+from helpers import error_line, offline_and_quiet  # noqa: F401 (an autouse fixture)
 
 MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
 BAD_FLAGS: dict[str, str] = {
@@ -49,34 +49,6 @@ BAD_FLAGS: dict[str, str] = {
     "--lora-alpha 0": "error: --lora-alpha: must be at least 1, got 0",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
-
-
-@pytest.fixture(autouse=True)
-def offline_and_quiet(monkeypatch):
-    """Offline hub, and transformers' logging set as `recognize.cli.main` sets it."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # huggingface_hub reads the variable once, at import; without this a hub id would be retried online
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    verbosity, progress = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    if progress:
-        hf_logging.enable_progress_bar()
-
-
-def error_line(*args: object) -> str:
-    """Run the CLI with `args`; check that it failed cleanly (exit code 1, no traceback,
-    nothing on stdout, one line on stderr) and return that line."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert isinstance(result.exception, SystemExit), f"{result.exception!r}\n{result.output}"
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_missing_data_folder(tmp_path: Path, tiny_bert: Path) -> None:

@@ -7,6 +7,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from recognize.errors import RecognizeError, load_failure
 from recognize.model.attention import shape_free_attention
@@ -66,10 +67,27 @@ def check_text_fits(model_id: str, tokenizer, model_config, max_length: int) -> 
             raise RecognizeError(f"--max-length {max_length}: {model_id} embeds at most {positions} positions")
 
 
+def is_decoder_only(model_type: str) -> bool:
+    """Whether a text model type attends causally, each token seeing only those before it:
+    a causal language model with no masked-LM form (GPT-2, Llama, Qwen2; not BERT or RoBERTa,
+    which transformers also offers as causal LMs)."""
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
     """The pooling for a text model: `requested` unless it is "auto"; then the model's own
     (a sentence-transformers folder's 1_Pooling/config.json, or "mean" for a
-    sentence-transformers id), else "cls" for BERT-like model types and "mean" for others."""
+    sentence-transformers id), else "cls" for BERT-like model types and "mean" for others.
+    CLS pooling of a decoder-only model is an error: its first token sees no other."""
+    pooling = _resolved_pooling(model_id, model_type, requested)
+    if pooling == "cls" and is_decoder_only(model_type):
+        raise RecognizeError(f"--pooling cls: {model_id} is a decoder-only model ({model_type}), whose first token sees "
+                             "none after it; pass --pooling mean or --pooling last")
+    return pooling
+
+
+def _resolved_pooling(model_id: str, model_type: str, requested: str) -> str:
+    """`resolve_pooling` before its check."""
     if requested != "auto":
         return requested
     pooling_config = Path(model_id) / "1_Pooling" / "config.json"
@@ -102,23 +120,32 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+TEXT_POOLINGS: tuple[str, ...] = ("cls", "mean", "last")
+"""What a text encoder pools: the first token, the mean of the real tokens, or the last real token."""
+
+
 class TextEncoder(nn.Module):
-    """A Hugging Face text backbone with CLS or masked-mean pooling: tokens -> (B, hidden)."""
+    """A Hugging Face text backbone with CLS, masked-mean or last-token pooling: tokens -> (B, hidden)."""
 
     def __init__(self, backbone: nn.Module, pooling: str) -> None:
         super().__init__()
-        if pooling not in ("cls", "mean"):
-            raise RecognizeError(f"--pooling: unknown value '{pooling}'; valid: cls, mean")
+        if pooling not in TEXT_POOLINGS:
+            raise RecognizeError(f"--pooling: unknown value '{pooling}'; valid: {', '.join(TEXT_POOLINGS)}")
         self.backbone = drop_pooler(backbone)
         self.pooling = pooling
         self.output_size: int = backbone.config.hidden_size
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled vectors (B, hidden) of a padded token batch: CLS or mean over real tokens."""
+        """Pooled vectors (B, hidden) of a token batch padded on the right (as `pad_text` pads):
+        the first token, the mean over real tokens, or the last real token (what a decoder-only
+        model's sequence-classification head reads)."""
         with shape_free_attention():
             hidden = self.backbone(**inputs).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
+        if self.pooling == "last":
+            last = (inputs["attention_mask"].sum(-1) - 1).clamp(min=0)
+            return hidden[torch.arange(len(hidden), device=hidden.device), last]
         return masked_mean(hidden, inputs["attention_mask"])
 
 
