@@ -107,3 +107,13 @@ def test_a_lora_target_that_matches_nothing_is_an_error_not_silently_dropped(tex
                       "--lora-targets", "query,valu", "--output-dir", tmp_path) == (
         "error: --lora-targets: valu matched no layer of any encoder (peft adapts the names it finds and passes over the rest)")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", DECODER_ONLY)
+def test_a_tokenizer_without_a_pair_template_keeps_the_context_and_the_utterance_apart(text_models, name):
+    tokenizer = load_tokenizer(str(text_models[name]))
+    rows = pd.DataFrame({"dialogue_id": [0, 0], "speaker": ["Ross", "Rachel"], "text": ["okay wow", "hate that"]})
+
+    paired = tokenize_rows(rows, tokenizer, context=1, max_length=64)[1]["input_ids"]
+
+    assert paired == tokenizer("Ross: okay wow Rachel: hate that")["input_ids"]  # not "...wowRachel: ..."

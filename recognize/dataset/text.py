@@ -41,13 +41,17 @@ def tokenize_rows(rows: pd.DataFrame, tokenizer, context: int, max_length: int) 
     targets = [speaker_line(s, t) for s, t in zip(rows["speaker"], rows["text"])]
     contexts = dialogue_contexts(rows, context)
     pair_overhead = tokenizer.num_special_tokens_to_add(pair=True)
-    target_lengths = [len(ids) for ids in tokenizer(targets, add_special_tokens=False)["input_ids"]]
+    # a tokenizer without a pair template (GPT-2, Qwen2) joins the two segments with nothing between them
+    # ("...wowRachel: ..."): a space parts them as it parts the context's own utterances
+    separator = " " if pair_overhead == tokenizer.num_special_tokens_to_add(pair=False) else ""
+    second = [separator + target for target in targets]
+    target_lengths = [len(ids) for ids in tokenizer(second, add_special_tokens=False)["input_ids"]]
     # a pair needs at least one context token; rows whose target fills the budget go alone
     fits = [bool(c) and n + pair_overhead < max_length for c, n in zip(contexts, target_lengths)]
     paired = [i for i, ok in enumerate(fits) if ok]
     alone = [i for i, ok in enumerate(fits) if not ok]
     encodings: list[TextEncoding] = [{} for _ in targets]
-    for i, encoding in zip(paired, _encode(tokenizer, [contexts[i] for i in paired], [targets[i] for i in paired], max_length)):
+    for i, encoding in zip(paired, _encode(tokenizer, [contexts[i] for i in paired], [second[i] for i in paired], max_length)):
         encodings[i] = encoding
     for i, encoding in zip(alone, _encode(tokenizer, [targets[i] for i in alone], None, max_length)):
         encodings[i] = encoding
