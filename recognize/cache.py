@@ -9,7 +9,7 @@ whole in the file's metadata, with a checksum of the tensors:
 
 - the encoder: its class, every tensor of its weights (so an `--init-from` stage's
   tuned encoder gets its own entries) and its config.json's settings, plus the pooling;
-- the preprocessing: tokenizer, context size and token budget for text; the feature
+- the preprocessing: tokenizer, context size, token budget and the token ids of every row for text; the feature
   extractor's settings and the crop for audio; the frame count and image settings for
   video; the package version;
 - the data: the split's CSV bytes and, per row, its clip's name, size and modification time;
@@ -248,8 +248,11 @@ def masked_yet_clip_by_clip(encoder: Any) -> bool:
     return getattr(encoder, "pass_mask", False) and not encoder.padding_free
 
 
-def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str, clips: "list[Optional[Path]] | None") -> dict[str, Any]:
-    """The key of `modality`'s entry for `split`: encoder, preprocessing and data (see the module docstring)."""
+def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str, clips: "list[Optional[Path]] | None",
+                tokens: "list[dict[str, list[int]]] | None" = None) -> dict[str, Any]:
+    """The key of `modality`'s entry for `split`: encoder, preprocessing and data (see the module
+    docstring); `tokens`, the split's token ids, make a text entry follow any change in how
+    rows are tokenised, not only a change of settings."""
     encoder = built.model.encoders[modality]
     model_id = config.model_id(modality)
     if modality not in built.weight_digests:
@@ -263,6 +266,8 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
         vocabulary = json.dumps(sorted(tokenizer.get_vocab().items())) + json.dumps(tokenizer.special_tokens_map, sort_keys=True)
         key["preprocessing"] = {"tokenizer": type(tokenizer).__name__, "vocabulary": hashlib.blake2b(vocabulary.encode(), digest_size=16).hexdigest(),
                                 "context": config.context, "max_length": config.max_length, "pooling": config.pooling}
+        if tokens is not None:
+            key["preprocessing"]["tokens"] = hashlib.blake2b(json.dumps(tokens).encode(), digest_size=16).hexdigest()
     elif modality == "A":
         key["preprocessing"] = {"extractor": built.audio.extractor.to_json_string(), "max_seconds": config.max_audio_seconds}
         if masked_yet_clip_by_clip(encoder):
@@ -283,7 +288,8 @@ def cached_features(config: ExperimentConfig, built: Any, split: str, dataset: U
     or computed in batches on the GPU when there is one (by the main process, the others
     waiting) and stored. `loader_for(view)` gives the batches of a dataset view."""
     root = cache_root(config.cache_dir)
-    entries = {m: Entry.for_key(root, feature_key(config, built, m, split, clips.get(m))) for m in config.modalities}
+    entries = {m: Entry.for_key(root, feature_key(config, built, m, split, clips.get(m), dataset.text if m == "T" else None))
+               for m in config.modalities}
     state = process_state()
     missing = []
     for modality, entry in entries.items():

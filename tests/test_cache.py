@@ -21,8 +21,10 @@ from recognize.cli import FEATURE_SETTINGS, app
 from recognize.config import cli_flag
 from recognize.builder import build_model
 from recognize.cache import SUFFIX, Entry, cache_root, feature_key, list_entries
+from recognize.dataset.meld import load_split
 from recognize.dataset.prepare import prepare
 from recognize.dataset.synthetic import write_synthetic_meld_raw
+from recognize.dataset.text import tokenize_rows
 from recognize.model.encoders import AudioEncoder, TextEncoder, load_backbone
 from recognize.tiny import write_tiny_wav2vec2
 from recognize.teacher import _key as teacher_key
@@ -91,6 +93,9 @@ def test_the_key_changes_with_each_of_its_parts_and_nothing_else(meld_dir, tiny_
     first = feature_key(config, built, "T", "train", [clip, None])["clips"]
     clip.write_bytes(b"xy")  # another size
     assert feature_key(config, built, "T", "train", [clip, None])["clips"] != first
+    tokens = [{"input_ids": [2, 7, 3]}, {"input_ids": [2, 8, 3]}]
+    retokenised = [tokens[0], {"input_ids": [2, 8, 9, 3]}]  # same settings, another tokenisation of a row
+    assert feature_key(config, built, "T", "train", None, tokens) != feature_key(config, built, "T", "train", None, retokenised)
 
 
 def test_a_second_frozen_run_runs_no_encoder_and_shares_the_entries_across_tasks(meld_dir, tiny_bert, tmp_path, cache, monkeypatch):
@@ -199,7 +204,8 @@ def test_two_processes_building_one_entry_leave_one_valid_entry(meld_dir, tiny_b
     config = frozen(meld_dir, tiny_bert, tmp_path)
     built = build_model(config)
     for split, rows in (("train", 1638), ("dev", 336), ("test", 332)):
-        entry = Entry.for_key(cache_root(), feature_key(config, built, "T", split, None))
+        tokens = tokenize_rows(load_split(meld_dir, split), built.tokenizer, config.context, config.max_length)
+        entry = Entry.for_key(cache_root(), feature_key(config, built, "T", split, None, tokens))
         assert entry.load(rows) is None
 
 
