@@ -27,7 +27,7 @@ from recognize.engine import predict_loader
 from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer,
                                       resolve_pooling)
-from recognize.model.modes import apply_mode
+from recognize.model.modes import apply_mode, checkpoint_state
 from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_video_processor
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -312,3 +312,23 @@ def test_auto_pooling_follows_a_sentence_transformers_folder_and_refuses_what_it
 ])
 def test_auto_pooling_without_a_folder_goes_by_id_and_model_type(model_id, model_type, expected):
     assert resolve_pooling(model_id, model_type, "auto") == expected
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "frozen"])
+def test_the_checkpoint_keeps_the_batch_norm_statistics_that_training_updated(tmp_path, mode):
+    folder = save_speech_model(tmp_path / "conformer", "wav2vec2-conformer")  # a batch norm in each convolution module
+    models = [EmotionModel({"A": AudioEncoder(load_backbone(str(folder)))}, num_labels=7, dropout=0.0) for _ in range(2)]
+    for model in models:
+        apply_mode(model, mode, r=4, alpha=8, dropout=0.0)
+    trained, reloaded = models
+    batch = {"A": AudioFeatures(str(folder))(waves())}
+    statistics = {n: b.clone() for n, b in trained.named_buffers() if "running_mean" in n}
+
+    trained.train()(batch)  # a training step's forward pass: batch norms update their statistics
+    reloaded.load_state_dict(checkpoint_state(trained), strict=False)
+
+    changed = {n for n, b in trained.named_buffers() if n in statistics and not torch.equal(b, statistics[n])}
+    assert bool(changed) == (mode != "frozen")  # a frozen encoder stays in eval mode
+    assert changed <= set(checkpoint_state(trained))
+    with torch.no_grad():
+        assert torch.allclose(trained.eval()(batch), reloaded.eval()(batch), atol=1e-6)

@@ -83,11 +83,27 @@ def adapted_layers(model: nn.Module) -> set[str]:
 
 
 def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """What a checkpoint stores, by name: the parameters that train in the model's mode, plus
-    those loaded from an earlier checkpoint (`--init-from`), which its model id alone lacks."""
+    """What a checkpoint stores, by name: the parameters that train in the model's mode and the
+    running statistics that training updates (`running_statistics`), plus those loaded from an
+    earlier checkpoint (`--init-from`), which its model id alone lacks."""
+    state = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad or getattr(p, INITIALISED_FLAG, False)}
+    state.update({name: b.detach() for name, b in model.named_buffers() if getattr(b, INITIALISED_FLAG, False)})
+    state.update(running_statistics(model))
+    return state
+
+
+def running_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The running mean, variance and batch count of every batch norm (Wav2Vec2-Conformer's
+    convolution module) that runs in training mode while the model trains, by name: all but
+    those inside frozen encoders, which stay in eval mode. Training changes them without a
+    gradient, so they are no parameters that train, yet evaluation depends on them."""
+    frozen = getattr(model, "frozen_encoders", False)
     return {
-        name: p.detach() for name, p in model.named_parameters()
-        if p.requires_grad or getattr(p, INITIALISED_FLAG, False)
+        f"{module_name}.{name}": buffer.detach()
+        for module_name, module in model.named_modules()
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+        and not (frozen and module_name.startswith("encoders."))
+        for name, buffer in module.named_buffers(recurse=False) if buffer is not None
     }
 
 
@@ -99,9 +115,9 @@ def unstored_digest(model: nn.Module, stored: "set[str]") -> str:
 
 
 def mark_initialised(model: nn.Module, names: "set[str] | list[str]") -> None:
-    """Flag the parameters `names` as loaded from an earlier checkpoint (kept by
+    """Flag the parameters and buffers `names` as loaded from an earlier checkpoint (kept by
     `checkpoint_state`; the flag survives peft wrapping, which keeps the same tensors)."""
     wanted = set(names)
-    for name, param in model.named_parameters():
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if name in wanted:
-            setattr(param, INITIALISED_FLAG, True)
+            setattr(tensor, INITIALISED_FLAG, True)
