@@ -332,3 +332,14 @@ def test_the_checkpoint_keeps_the_batch_norm_statistics_that_training_updated(tm
     assert changed <= set(checkpoint_state(trained))
     with torch.no_grad():
         assert torch.allclose(trained.eval()(batch), reloaded.eval()(batch), atol=1e-6)
+
+
+def test_an_image_processor_that_makes_frames_of_another_size_than_the_model_takes_is_refused(tmp_path):
+    folder = write_tiny_videomae(tmp_path / "videomae")  # 32x32 frames
+    write_video_processor(folder, "VideoMAEImageProcessor", size={"shortest_edge": 64}, crop_size={"height": 64, "width": 48})
+
+    with pytest.raises(RecognizeError) as error:
+        VideoFrames(str(folder))
+
+    assert str(error.value) == (f"--video-model {folder}: its image processor makes 64x48 frames and the model takes 32x32 "
+                                "(preprocessor_config.json's crop_size or size)")

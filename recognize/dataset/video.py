@@ -119,6 +119,7 @@ class VideoFrames:
         self.crop = _crop_target(model_id, processor.crop_size) if processor.do_center_crop else None
         self.mode = RESIZE_MODES.get(processor.resample, "bilinear")
         self.scale, self.shift = _affine(processor)
+        _check_frame_size(model_id, config, self.crop or (self.size if isinstance(self.size, tuple) else None))
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 RGB frames -> (T, 3, H', W') float32 model input."""
@@ -159,6 +160,17 @@ def _crop_target(model_id: str, crop_size) -> tuple[int, int]:
     if not (height and width):
         raise RecognizeError(f"video model '{model_id}': image processor crop_size needs height and width")
     return int(height), int(width)
+
+
+def _check_frame_size(model_id: str, config, frame_size: "tuple[int, int] | None") -> None:
+    """Fail before any clip is read when the image processor makes frames of another size
+    than the model's config takes (its position embeddings are fixed); `frame_size` None: the
+    processor keeps the clip's aspect ratio, and the model checks each batch itself."""
+    side = getattr(config, "image_size", None)
+    expected = tuple(side) if isinstance(side, (list, tuple)) else (side, side)
+    if side and frame_size and tuple(frame_size) != expected:
+        raise RecognizeError(f"--video-model {model_id}: its image processor makes {frame_size[0]}x{frame_size[1]} frames "
+                             f"and the model takes {expected[0]}x{expected[1]} (preprocessor_config.json's crop_size or size)")
 
 
 def _field(size, key: str) -> "int | None":
