@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, TimesformerConfig,
-                          TimesformerModel, WavLMConfig, WavLMModel, Wav2Vec2Config, Wav2Vec2ConformerConfig,
-                          Wav2Vec2ConformerModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model, WhisperConfig,
-                          WhisperFeatureExtractor, WhisperModel)
+                          TimesformerModel, UniSpeechSatConfig, UniSpeechSatModel, WavLMConfig, WavLMModel, Wav2Vec2Config,
+                          Wav2Vec2ConformerConfig, Wav2Vec2ConformerModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model,
+                          WhisperConfig, WhisperFeatureExtractor, WhisperModel)
 
 from recognize import ExperimentConfig
 from recognize.builder import build_model, eval_loader
@@ -41,6 +41,7 @@ SPEECH = {  # name -> (model class, config, LoRA's projection names)
     "wavlm": (WavLMModel, WavLMConfig(**SMALL, **CONV, feat_extract_norm="layer", num_buckets=32, max_bucket_distance=64),
               {"q_proj", "v_proj"}),
     "data2vec-audio": (Data2VecAudioModel, Data2VecAudioConfig(**SMALL, **CONV), {"q_proj", "v_proj"}),
+    "unispeech-sat": (UniSpeechSatModel, UniSpeechSatConfig(**SMALL, **CONV), {"q_proj", "v_proj"}),
     "wav2vec2-conformer": (Wav2Vec2ConformerModel, Wav2Vec2ConformerConfig(**SMALL, **CONV, feat_extract_norm="layer"),
                            {"linear_q", "linear_v"}),
 }
