@@ -16,7 +16,9 @@ from recognize.checkpoint import read_json
 from recognize.dataset.meld import load_split
 from recognize.dataset.synthetic import write_synthetic_meld
 from recognize.dataset.text import pad_text, tokenize_rows
+from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import TextEncoder, load_backbone, load_tokenizer, resolve_pooling
+from recognize.model.modes import apply_mode
 from recognize.predictor import predict_utterance
 
 from helpers import error_line, offline_and_quiet  # noqa: F401 (an autouse fixture)
@@ -117,3 +119,12 @@ def test_a_tokenizer_without_a_pair_template_keeps_the_context_and_the_utterance
     paired = tokenize_rows(rows, tokenizer, context=1, max_length=64)[1]["input_ids"]
 
     assert paired == tokenizer("Ross: okay wow Rachel: hate that")["input_ids"]  # not "...wowRachel: ..."
+
+
+def test_lora_on_gpt2s_transposed_conv1d_is_set_up_without_a_warning(text_models, recwarn):
+    model = EmotionModel({"T": TextEncoder(load_backbone(str(text_models["gpt2"])), "mean")}, num_labels=3, dropout=0.0)
+
+    apply_mode(model, "lora", r=4, alpha=8, dropout=0.0)
+
+    assert adapted(name for name, _ in model.named_parameters()) == {"c_attn"}
+    assert not [str(w.message) for w in recwarn]

@@ -63,8 +63,12 @@ def apply_mode(model: EmotionModel, mode: str, r: int = 8, alpha: int = 16, drop
         return
     requested = [t.strip() for t in targets.split(",") if t.strip()]
     for encoder in model.encoders.values():
-        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=requested or lora_targets(encoder.backbone),
-                            bias="none")
+        names = requested or lora_targets(encoder.backbone)
+        # GPT-2's Conv1D stores its weight transposed: peft needs to know, and warned on every run when left to find out
+        transposed = any(isinstance(module, Conv1D) and name.rsplit(".", 1)[-1] in names
+                         for name, module in encoder.backbone.named_modules())
+        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none",
+                            fan_in_fan_out=transposed)
         try:
             with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question; nothing for a user to do
                 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
