@@ -4,6 +4,7 @@ evaluates and predicts; LoRA adapts its attention projections (separate or fused
 pooled vector is the direct computation and independent of the padding beside it; a
 decoder-only model is never CLS-pooled."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,7 @@ from text_architectures import ARCHITECTURES, write_text_model
 LORA_LAYERS = {
     "bert": {"query", "value"}, "roberta": {"query", "value"}, "xlm-roberta": {"query", "value"}, "mpnet": {"q", "v"},
     "distilbert": {"q_lin", "v_lin"}, "deberta-v2": {"query_proj", "value_proj"}, "albert": {"query", "value"},
-    "electra": {"query", "value"}, "modernbert": {"Wqkv"}, "gpt2": {"c_attn"}, "llama": {"q_proj", "v_proj"},
+    "electra": {"query", "value"}, "modernbert": {"Wqkv"}, "t5": {"q", "v"}, "gpt2": {"c_attn"}, "llama": {"q_proj", "v_proj"},
     "qwen2": {"q_proj", "v_proj"},
 }
 """Architecture -> the layers LoRA adapts by default (ModernBERT's and GPT-2's are fused query/key/value maps)."""
@@ -128,3 +129,12 @@ def test_lora_on_gpt2s_transposed_conv1d_is_set_up_without_a_warning(text_models
 
     assert adapted(name for name, _ in model.named_parameters()) == {"c_attn"}
     assert not [str(w.message) for w in recwarn]
+
+
+def test_a_model_saved_in_bfloat16_loads_in_float32(text_models):
+    assert json.loads((text_models["t5"] / "config.json").read_text())["dtype"] == "bfloat16"
+
+    backbone = load_backbone(str(text_models["t5"]))
+
+    assert {p.dtype for p in backbone.parameters()} == {torch.float32}
+    assert type(backbone).__name__ == "T5Stack"  # the encoder of the encoder-decoder

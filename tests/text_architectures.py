@@ -105,6 +105,7 @@ ARCHITECTURES: dict[str, Callable[[], tuple]] = {
     "modernbert": lambda: (modernbert_tokenizer(), hf.ModernBertModel(hf.ModernBertConfig(
         vocab_size=300, pad_token_id=3, cls_token_id=1, sep_token_id=2, bos_token_id=None, eos_token_id=None,
         global_attn_every_n_layers=2, local_attention=16, max_position_embeddings=256, **SMALL))),
+    "t5": lambda: _t5_in_bfloat16(),
     "gpt2": _bpe_pair(hf.GPT2Tokenizer, hf.GPT2Model, hf.GPT2Config, ("<|endoftext|>",), n_embd=32, n_layer=2, n_head=2,
                       n_positions=256, bos_token_id=0, eos_token_id=0),
     "llama": _bpe_pair(hf.LlamaTokenizer, hf.LlamaModel, hf.LlamaConfig, ("<unk>", "<s>", "</s>"), bos_token_id=1,
@@ -113,6 +114,14 @@ ARCHITECTURES: dict[str, Callable[[], tuple]] = {
                        **DECODER),
 }
 """Architecture -> a function making its (tokenizer, randomly initialised model)."""
+
+
+def _t5_in_bfloat16() -> tuple:
+    """T5 (an encoder-decoder: the toolkit takes its encoder), saved in bfloat16 as many checkpoints are."""
+    tokenizer = hf.T5Tokenizer(vocab=unigram(("<pad>", "</s>", "<unk>")))
+    config = hf.T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                         decoder_start_token_id=0)
+    return tokenizer, hf.T5Model(config).to(torch.bfloat16)
 
 
 def write_text_model(folder: "str | Path", name: str) -> Path:
