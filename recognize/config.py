@@ -60,7 +60,7 @@ class ExperimentConfig:
     fusion_dim: int = _opt(64, "Size of the fused vector the classification head reads (several modalities).")
     lmf_rank: int = _opt(4, "Rank of LMF's modality-specific factors.")
     context: int = _opt(0, "Previous utterances of the dialogue added before the target, with speaker names (0 = utterance only).")
-    pooling: str = _opt("auto", "Text pooling: auto (a local sentence-transformers folder's own 1_Pooling mean or CLS; else mean for a sentence-transformers/ id, CLS for BERT-like model types such as BERT, RoBERTa, MPNet, DeBERTa, mean for others), cls, mean, or last (the last real token; cls is refused for decoder-only models such as GPT-2 and Llama).")
+    pooling: str = _opt("auto", "Text pooling: auto (a local sentence-transformers folder's own 1_Pooling mean, CLS or last token; else mean for a sentence-transformers/ id, CLS for BERT-like model types such as BERT, RoBERTa, MPNet, DeBERTa, mean for others), cls, mean, or last (the last real token; cls is refused for decoder-only models such as GPT-2 and Llama).")
     max_length: int = _opt(128, "Token budget per sample; the context is truncated first, never the target utterance.")
     max_audio_seconds: float = _opt(8.0, "Audio is cropped to this many seconds (MELD: median 2.5 s, 95th percentile 8 s).")
     missing_media: str = _opt("skip", "Training rows whose audio/video clip is missing or unreadable: skip them, or zero-fill and mask (zero). Evaluation always zero-fills, keeping every row.")

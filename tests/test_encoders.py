@@ -292,13 +292,14 @@ def test_backbones_attend_without_cudnn_which_builds_a_plan_per_batch_shape(tmp_
 @pytest.mark.parametrize("pooling, expected", [
     ({"pooling_mode_mean_tokens": True}, "mean"),
     ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, "cls"),
+    ({"pooling_mode_lasttoken": True, "pooling_mode_mean_tokens": False}, "last"),  # decoder-only embedders (gte-Qwen2)
     ({"pooling_mode_max_tokens": True, "pooling_mode_mean_tokens": False}, "error"),
 ])
 def test_auto_pooling_follows_a_sentence_transformers_folder_and_refuses_what_it_lacks(tmp_path, pooling, expected):
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     if expected == "error":
-        with pytest.raises(RecognizeError, match=r"--pooling auto: .* pools by max_tokens .*pass --pooling mean or --pooling cls"):
+        with pytest.raises(RecognizeError, match=r"--pooling auto: .* pools by max_tokens .*pass --pooling mean, cls or last"):
             resolve_pooling(str(tmp_path), "bert", "auto")
     else:
         assert resolve_pooling(str(tmp_path), "bert", "auto") == expected

@@ -76,7 +76,7 @@ def is_decoder_only(model_type: str) -> bool:
 
 def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
     """The pooling for a text model: `requested` unless it is "auto"; then the model's own
-    (a sentence-transformers folder's 1_Pooling/config.json, or "mean" for a
+    (a sentence-transformers folder's 1_Pooling/config.json: mean, CLS or last token; "mean" for a
     sentence-transformers id), else "cls" for BERT-like model types and "mean" for others.
     CLS pooling of a decoder-only model is an error: its first token sees no other."""
     pooling = _resolved_pooling(model_id, model_type, requested)
@@ -97,10 +97,12 @@ def _resolved_pooling(model_id: str, model_type: str, requested: str) -> str:
             return "mean"
         if settings.get("pooling_mode_cls_token"):
             return "cls"
+        if settings.get("pooling_mode_lasttoken"):
+            return "last"
         other = sorted(key[len("pooling_mode_"):] for key, value in settings.items() if key.startswith("pooling_mode_") and value)
         if other:
             raise RecognizeError(f"--pooling auto: {model_id} pools by {', '.join(other)} ({pooling_config}), which this "
-                                 "toolkit does not offer; pass --pooling mean or --pooling cls")
+                                 "toolkit does not offer; pass --pooling mean, cls or last")
     if model_id.startswith("sentence-transformers/"):
         return "mean"
     return "cls" if model_type in CLS_POOLED_TYPES else "mean"
