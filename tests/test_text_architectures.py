@@ -138,3 +138,17 @@ def test_a_model_saved_in_bfloat16_loads_in_float32(text_models):
 
     assert {p.dtype for p in backbone.parameters()} == {torch.float32}
     assert type(backbone).__name__ == "T5Stack"  # the encoder of the encoder-decoder
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_an_empty_utterance_without_special_tokens_pools_to_zero(text_models, pooling):
+    folder = str(text_models["gpt2"])  # its tokenizer adds no special tokens: MELD's empty utterances have none
+    tokenizer = load_tokenizer(folder)
+    encodings = tokenize_rows(pd.DataFrame({"dialogue_id": [0, 1], "speaker": ["", ""], "text": ["", "okay wow"]}), tokenizer,
+                              context=0, max_length=64)
+    assert encodings[0]["input_ids"] == []
+
+    with torch.no_grad():
+        pooled = TextEncoder(load_backbone(folder), pooling).eval()(pad_text(encodings, 0, multiple=1))
+
+    assert torch.equal(pooled[0], torch.zeros_like(pooled[0])) and pooled[1].abs().sum() > 0

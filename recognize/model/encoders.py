@@ -145,9 +145,10 @@ class TextEncoder(nn.Module):
             hidden = self.backbone(**inputs).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
-        if self.pooling == "last":
-            last = (inputs["attention_mask"].sum(-1) - 1).clamp(min=0)
-            return hidden[torch.arange(len(hidden), device=hidden.device), last]
+        if self.pooling == "last":  # a row without tokens (an empty utterance, no special tokens) pools to zero, as in mean
+            lengths = inputs["attention_mask"].sum(-1)
+            last = hidden[torch.arange(len(hidden), device=hidden.device), (lengths - 1).clamp(min=0)]
+            return last * (lengths > 0).unsqueeze(-1).to(hidden.dtype)
         return masked_mean(hidden, inputs["attention_mask"])
 
 
