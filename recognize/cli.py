@@ -209,7 +209,7 @@ def report_command(
 def predict_command(
     checkpoint: Path = typer.Argument(..., metavar="CKPT_DIR", help="A checkpoint folder written by `train`."),
     text: Optional[str] = typer.Option(None, "--text", help="The utterance (for a model that reads text)."),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Its audio clip, e.g. a 16 kHz flac (for a model that reads audio)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Its audio clip: a flac or wav, or a video (mp4) whose sound is read (for a model that reads audio)."),
     video: Optional[Path] = typer.Option(None, "--video", help="Its video clip, an mp4 (for a model that reads video)."),
     context: Optional[list[str]] = typer.Option(None, "--context", help="A previous utterance of the dialogue, oldest first; repeat for several (\"Speaker: text\" each)."),
     speaker: str = typer.Option("", "--speaker", help="The utterance's speaker (used with dialogue context)."),

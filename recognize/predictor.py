@@ -26,8 +26,6 @@ from recognize.evaluator import load_trained
 
 INPUT_FLAGS = {"T": "--text", "A": "--audio", "V": "--video"}
 INPUT_COLUMNS = {"T": "Utterance", "A": "Audio", "V": "Video"}
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm"})
-"""File endings of video containers, which `--audio` does not read."""
 
 
 def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: Optional[str] = None,
@@ -36,9 +34,6 @@ def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: O
     """Class name -> probability for one utterance; `context` holds the utterances before
     it, oldest first (each may read "Speaker: text"). Model code from a repository runs only
     with `trust_remote_code`."""
-    if audio is not None and Path(audio).suffix.lower() in VIDEO_SUFFIXES:
-        raise RecognizeError(f"--audio {audio}: a video file; give its sound as a flac or wav "
-                             "(`emotion-recognize prepare` extracts MELD's clips to audios/{split}/*.flac)")
     given = {"T": text, "A": audio, "V": video}
     context = context or []
     rows = pd.DataFrame({"dialogue_id": 0, "speaker": [""] * len(context) + [speaker],

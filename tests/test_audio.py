@@ -11,6 +11,7 @@ import torch
 from transformers import ASTFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 
 from recognize.dataset.audio import AudioFeatures, read_waveform, resample
+from recognize.dataset.synthetic import tone_hz, write_clip
 from recognize.errors import MediaError, RecognizeError
 
 
@@ -156,3 +157,23 @@ def test_unsupported_or_missing_extractor(tmp_path: Path) -> None:
     ASTFeatureExtractor().save_pretrained(tmp_path / "ast")
     with pytest.raises(RecognizeError, match="unsupported feature extractor ASTFeatureExtractor"):
         AudioFeatures(str(tmp_path / "ast"))
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_the_sound_of_a_video_clip_is_its_tone_at_the_model_rate(tmp_path: Path, rate: int) -> None:
+    clip = write_clip(tmp_path / "dia3_utt1.mp4", emotion_index=2, seconds=1.0)  # AAC, stereo, 48 kHz, as MELD's
+    wave = read_waveform(clip, rate, 10.0)
+    assert abs(len(wave) - rate) <= rate // 100  # one second, give or take AAC's framing
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()] == pytest.approx(tone_hz(2), abs=2.0)
+    assert len(read_waveform(clip, rate, 0.25)) == rate // 4
+
+
+def test_a_video_clip_without_sound_is_a_media_error(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "dia4_utt0.mp4", emotion_index=0, seconds=0.5, audio=False)
+    with pytest.raises(MediaError, match=r"dia4_utt0\.mp4: no audio stream"):
+        read_waveform(clip, 16000, 10.0)
+    broken = tmp_path / "dia4_utt1.mp4"
+    broken.write_bytes(bytes(500))
+    with pytest.raises(MediaError, match=r"dia4_utt1\.mp4: cannot read audio"):
+        read_waveform(broken, 16000, 10.0)

@@ -284,13 +284,6 @@ def test_a_seeds_folder_where_one_run_is_needed_names_its_seeds(meld_dir: Path, 
     assert error_line(*student, "--teacher", setting) == f"error: --teacher {message}"
 
 
-def test_predict_audio_from_a_video_file_says_to_give_its_sound(tmp_path: Path) -> None:
-    clip = tmp_path / "dia0_utt0.mp4"
-    assert error_line("predict", tmp_path / "A--ET(tiny)", "--audio", clip) == (
-        f"error: --audio {clip}: a video file; give its sound as a flac or wav "
-        "(`emotion-recognize prepare` extracts MELD's clips to audios/{split}/*.flac)")
-
-
 def test_compare_of_an_emotion_and_a_sentiment_run_fails_before_evaluating(meld_dir: Path, tmp_path: Path,
                                                                             tiny_bert: Path) -> None:
     folders = []

@@ -16,6 +16,7 @@ toolkit targets:
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile
 import torch
@@ -25,18 +26,35 @@ from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor, Whisper
 from recognize.errors import MediaError, RecognizeError, first_line, load_failure
 
 
+VIDEO_CONTAINERS: frozenset[str] = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm"})
+"""File endings of video containers: their first audio stream is decoded with PyAV (FFmpeg)."""
+
+
+class NoAudioStream(Exception):
+    """A clip without a usable audio stream."""
+
+
 def read_waveform(path: "str | Path", rate: int, max_seconds: float) -> np.ndarray:
     """The clip at `path` as float32 mono at `rate` Hz, at most `max_seconds` long.
 
     Stereo (or more channels) is averaged to mono; a file at another rate is resampled
     with `scipy.signal.resample_poly` by the exact rational ratio of the two rates. Only
-    the part of the file that survives the crop is read. Raises MediaError naming the
-    file when it is missing, cannot be decoded, or holds no samples.
+    the part of the file that survives the crop is read. A video container (MELD's own
+    mp4 clips) gives its first audio stream, decoded and resampled by FFmpeg as `prepare`
+    extracts it. Raises MediaError naming the file when it is missing, cannot be decoded,
+    or holds no samples.
     """
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: audio file not found")
     limit = max(1, round(max_seconds * rate))
+    if path.suffix.lower() in VIDEO_CONTAINERS:
+        try:
+            return decode_audio(path, limit, rate)
+        except NoAudioStream:
+            raise MediaError(f"{path}: no audio stream, or an empty one") from None
+        except (av.FFmpegError, OSError) as error:
+            raise MediaError(f"{path}: cannot read audio ({first_line(error)})") from None
     try:
         with soundfile.SoundFile(path) as handle:
             source_rate = handle.samplerate
@@ -48,6 +66,33 @@ def read_waveform(path: "str | Path", rate: int, max_seconds: float) -> np.ndarr
         raise MediaError(f"{path}: audio file holds no samples")
     wave = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     return resample(wave, source_rate, rate)[:limit]
+
+
+def decode_audio(clip: Path, limit: int, rate: int) -> np.ndarray:
+    """The first audio stream of `clip` as float32 mono at `rate` Hz: at most `limit`
+    samples (decoding stops once it has them) and no longer than the stream's declared
+    duration (AAC pads its last frame). Channels are averaged (FFmpeg's own downmix adds
+    them at -3 dB each, which can clip). Raises NoAudioStream for a clip without audio."""
+    with av.open(str(clip)) as container:
+        if not container.streams.audio:
+            raise NoAudioStream
+        stream = container.streams.audio[0]
+        if stream.duration:
+            limit = min(limit, round(stream.duration * stream.time_base * rate))
+        resampler = av.AudioResampler(format="fltp", rate=rate)
+        chunks, total = [], 0
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().mean(axis=0))
+                total += len(chunks[-1])
+            if total >= limit:
+                break
+        else:
+            chunks += [out.to_ndarray().mean(axis=0) for out in resampler.resample(None)]
+    samples = np.concatenate(chunks)[:limit] if chunks else np.zeros(0, dtype=np.float32)
+    if not len(samples):
+        raise NoAudioStream
+    return samples
 
 
 def _filter_reach(source_rate: int, rate: int) -> int:

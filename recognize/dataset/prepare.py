@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from recognize.checkpoint import atomic_write, read_json, write_json
+from recognize.dataset.audio import NoAudioStream, decode_audio
 from recognize.dataset.media import MEDIA_FOLDER, clip_name
 from recognize.dataset.meld import SPLITS, read_raw_csv, csv_path, load_split, repair_text
 from recognize.errors import RecognizeError
@@ -68,10 +69,6 @@ CATEGORIES: dict[str, str] = {
 """Report category -> what it lists. Each lists clip names (dia{D}_utt{U}) by split, in
 (Dialogue_ID, Utterance_ID) order; "silent" and "over_cap" are subsets of "extracted" plus
 "skipped"; the clips of CSV rows (all but "missing") are linked into videos/."""
-
-
-class _NoAudio(Exception):
-    """A clip without a usable audio stream."""
 
 
 @dataclass
@@ -207,40 +204,13 @@ def prepare_clip(clip: Path, flac: Path, max_seconds: float) -> ClipOutcome:
         except soundfile.LibsndfileError:
             pass  # damaged by something else than this module (its writes are atomic): extract it again
     try:
-        samples = decode_audio(clip, limit)
-    except _NoAudio:
+        samples = decode_audio(clip, limit, SAMPLE_RATE)
+    except NoAudioStream:
         return ClipOutcome("no_audio")
     except (av.FFmpegError, OSError) as error:
         return ClipOutcome("unreadable", error=getattr(error, "strerror", None) or str(error))
     atomic_write(flac, lambda temp: write_flac(temp, samples))
     return _outcome("extracted", samples, limit)
-
-
-def decode_audio(clip: Path, limit: int) -> np.ndarray:
-    """The first audio stream of `clip` as float32 mono at SAMPLE_RATE: at most `limit`
-    samples (decoding stops once it has them) and no longer than the stream's declared
-    duration (AAC pads its last frame). Channels are averaged (FFmpeg's own downmix adds
-    them at -3 dB each, which can clip). Raises _NoAudio for a clip without audio."""
-    with av.open(str(clip)) as container:
-        if not container.streams.audio:
-            raise _NoAudio
-        stream = container.streams.audio[0]
-        if stream.duration:
-            limit = min(limit, round(stream.duration * stream.time_base * SAMPLE_RATE))
-        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
-        chunks, total = [], 0
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().mean(axis=0))
-                total += len(chunks[-1])
-            if total >= limit:
-                break
-        else:
-            chunks += [out.to_ndarray().mean(axis=0) for out in resampler.resample(None)]
-    samples = np.concatenate(chunks)[:limit] if chunks else np.zeros(0, dtype=np.float32)
-    if not len(samples):
-        raise _NoAudio
-    return samples
 
 
 def write_flac(path: Path, samples: np.ndarray) -> None:
