@@ -134,8 +134,9 @@ def evaluate_command(
     console.print(metrics_table(escape(f"{run_label(checkpoint)}: {split} ({metrics['samples']} utterances)"), metrics))
     sources = f" (initialised from {', '.join(metrics['initialised_from'])})" if metrics["initialised_from"] else ""
     console.print(escape(f"training: {metrics['training']}{sources}"), highlight=False)
-    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, predictions-{split}.csv, per-class-{split}.csv "
-                         f"and confusion-{split}.png beside it"), highlight=False)
+    beside = [name for name in (f"predictions-{split}.csv", f"per-class-{split}.csv", f"confusion-{split}.png")
+              if (checkpoint / name).is_file()]  # no picture without matplotlib (a warning said so)
+    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, and {', '.join(beside)} beside it"), highlight=False)
 
 
 def _check_comparable(folder_a: Path, folder_b: Path) -> None:
@@ -276,12 +277,16 @@ def cache_list_command(
 @cache_app.command("clear")
 @_fail_cleanly
 def cache_clear_command(
-    pattern: str = typer.Argument("", metavar="[PATTERN]", help="Only entries whose file name contains this (default: all)."),
+    pattern: str = typer.Argument("", metavar="[PATTERN]", help="Only entries whose file name contains this (see `cache ls`)."),
+    every: bool = typer.Option(False, "--all", help="Remove every entry (rebuilding a video model's takes hours)."),
     cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
-    """Remove cache entries (all, or those whose name contains PATTERN)."""
+    """Remove cache entries: those whose name contains PATTERN, or all of them with --all."""
     from recognize.cache import clear_entries
 
+    if bool(pattern) == every:
+        raise RecognizeError("cache clear: give a PATTERN (part of the file names `cache ls` shows) or --all, not "
+                             + ("both" if every else "neither"))
     root = _cache_folder(cache_dir)
     removed = clear_entries(root, pattern)
     console.print(escape(f"removed {len(removed)} entries from {root}"), highlight=False)

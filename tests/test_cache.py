@@ -271,3 +271,25 @@ def test_data2vec_audio_entries_are_keyed_apart_from_those_built_in_batches(meld
     assert "clip_by_clip" not in keys["wav2vec2"]
     assert keys["data2vec as a teacher"].get("audio_clip_by_clip") is True  # a teacher's outputs likewise
     assert "audio_clip_by_clip" not in keys["wav2vec2 as a teacher"]
+
+
+def test_cache_clear_removes_the_entries_a_pattern_names_and_all_only_when_asked(tmp_path):
+    names = ["T-tiny-bert-train-0a1b", "T-tiny-bert-dev-2c3d", "A-tiny-wav2vec2-train-4e5f"]
+    for name in names:
+        (tmp_path / f"{name}{SUFFIX}").write_bytes(b"entry")
+    (tmp_path / f".T-tiny-bert-test-6a7b{SUFFIX}.123.tmp").write_bytes(b"half")  # a killed build's leftover
+    runner = CliRunner()
+
+    refused = runner.invoke(app, ["cache", "clear", "--cache-dir", str(tmp_path)])
+    assert refused.exit_code != 0
+    assert refused.output.strip() == ("error: cache clear: give a PATTERN (part of the file names `cache ls` shows) "
+                                      "or --all, not neither")
+    assert len(list(tmp_path.iterdir())) == 4
+
+    cleared = runner.invoke(app, ["cache", "clear", "tiny-bert", "--cache-dir", str(tmp_path)])
+    assert cleared.exit_code == 0, cleared.output
+    assert [p.name for p in tmp_path.iterdir()] == [f"A-tiny-wav2vec2-train-4e5f{SUFFIX}"]
+
+    assert runner.invoke(app, ["cache", "clear", "wav2vec2", "--all", "--cache-dir", str(tmp_path)]).exit_code != 0
+    assert runner.invoke(app, ["cache", "clear", "--all", "--cache-dir", str(tmp_path)]).exit_code == 0
+    assert list(tmp_path.iterdir()) == []

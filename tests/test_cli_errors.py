@@ -319,7 +319,7 @@ def test_a_checkpoint_config_with_bad_settings_names_the_file(meld_dir: Path, tm
     assert error_line("eval", config.run_dir).startswith(f"error: {config.run_dir / CONFIG}: {message}")
 
 
-@pytest.mark.parametrize("command", [["cache", "ls"], ["cache", "clear"]])
+@pytest.mark.parametrize("command", [["cache", "ls"], ["cache", "clear", "--all"]])
 def test_a_mistyped_cache_folder_is_an_error_not_an_empty_cache(tmp_path: Path, command: list[str]) -> None:
     folder = tmp_path / "no-such-cache"
 

@@ -127,6 +127,16 @@ def test_eval_writes_the_per_class_table_and_the_confusion_picture(seeded):
     assert normalised.tolist() == [[0.75, 0.25], [0.0, 0.0]]
 
 
+def test_eval_without_matplotlib_names_only_the_files_it_wrote(seeded, tmp_path, monkeypatch):
+    folder = shutil.copytree(seeded / "seed-1", tmp_path / "seed-1")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plots extra were not installed
+    result = CliRunner().invoke(app, ["eval", str(folder), "--split", "dev"])
+    assert result.exit_code == 0, result.output
+    assert not (folder / "confusion-dev.png").exists()
+    printed = "".join(result.output.split())  # wrapped to the console's width
+    assert f"wrote{folder / 'eval-dev.json'},andpredictions-dev.csv,per-class-dev.csvbesideit" in printed
+
+
 def test_bootstrap_interval_contains_zero_for_a_model_against_itself_and_not_for_a_much_better_one():
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 3, 300)
