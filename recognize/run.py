@@ -10,7 +10,7 @@ from accelerate.utils import set_seed
 
 from recognize import checkpoint as ckpt
 from recognize.builder import build_model, eval_loader, fusion_for, has_split, load_rows, make_split, media_note, train_loader
-from recognize.config import RESULT_NEUTRAL, ExperimentConfig
+from recognize.config import RESULT_NEUTRAL, ExperimentConfig, cli_flag
 from recognize.dataset.meld import data_fingerprint
 from recognize.engine import class_weights, fit, process_state
 from recognize.epoch_log import check_log
@@ -165,7 +165,12 @@ def _check_same_settings(run_dir: Path, config: ExperimentConfig) -> None:
     differs = [k for k, v in config.to_dict().items() if v != getattr(saved, k) and k not in RESULT_NEUTRAL
                and k != "output_dir" and not (k == "pooling" and v == "auto")]  # a moved folder resumes too
     if differs:
-        raise RecognizeError(f"{run_dir}: --resume needs the earlier run's settings; these differ: {', '.join(differs)}")
+        shown = {None: "default"}
+        changes = ", ".join(f"{cli_flag(k)} {shown.get(getattr(saved, k), getattr(saved, k))} -> "
+                            f"{shown.get(getattr(config, k), getattr(config, k))}" for k in differs)
+        longer = ("; to train a finished run longer, start a stage from it (--init-from): the learning-rate "
+                  "schedule spans the epochs" if "epochs" in differs else "")
+        raise RecognizeError(f"{run_dir}: --resume needs the earlier run's settings; these differ: {changes}{longer}")
     config.pooling = saved.pooling
 
 

@@ -83,8 +83,12 @@ def test_seeds_resume_keeps_finished_seeds_and_resumes_the_interrupted_one(seede
     assert (seed_one / "model.safetensors").stat().st_mtime_ns == kept
     assert history_without_time(config.setting_dir / "seed-2") == history_without_time(seeded / "seed-2")
     assert json.loads((config.setting_dir / "aggregate.json").read_text()) == json.loads((seeded / "aggregate.json").read_text())
-    with pytest.raises(RecognizeError, match=r"seed-1: --resume needs the earlier run's settings; these differ: lr"):
+    with pytest.raises(RecognizeError, match=r"seed-1: --resume needs the earlier run's settings; these differ: --lr 0.002 -> 0.01$"):
         train_seeds(ExperimentConfig.from_dict({**config.to_dict(), "lr": 1e-2}), [1, 2], resume=True)
+    longer = ExperimentConfig.from_dict({**config.to_dict(), "epochs": config.epochs + 1})
+    with pytest.raises(RecognizeError, match=rf"these differ: --epochs {config.epochs} -> {config.epochs + 1}; to train a "
+                                             r"finished run longer, start a stage from it \(--init-from\)"):
+        train_seeds(longer, [1, 2], resume=True)
 
 
 def test_a_later_stage_with_seeds_starts_each_seed_from_the_same_seed(seeded):
