@@ -142,6 +142,7 @@ def fit(
         epoch_start = time.perf_counter()
         train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
         seconds = time.perf_counter() - epoch_start
+        check_finite(model, epoch + 1, train_loss)  # before this epoch's weights could be saved as the best
         dev_metrics = classification_metrics(*_labels_and_predictions(model, dev_data, accelerator), labels)
         row = {
             "epoch": epoch + 1,
@@ -181,6 +182,17 @@ def fit(
     if accelerator.is_main_process:
         shutil.rmtree(run_dir / ckpt.STATE, ignore_errors=True)
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
+
+
+def check_finite(model: torch.nn.Module, epoch: int, loss: float) -> None:
+    """Fail when training has diverged: a weight of `model` is NaN or infinite after epoch
+    `epoch` (1-based). Its predictions would be argmax over NaN, the first class for every
+    row, scored and saved like a trained model's. A non-finite loss alone is not enough:
+    under fp16 the gradient scaler skips such a step and the weights stay whole."""
+    finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
+    if not finite.item():  # one device sync
+        raise RecognizeError(f"epoch {epoch}: training diverged (mean loss {loss:.4g}; the model's weights are no longer "
+                             "finite); lower --lr (or --head-lr) and train again with --overwrite")
 
 
 def set_epoch(data: DataLoader, epoch: int) -> None:

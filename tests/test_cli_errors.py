@@ -344,3 +344,15 @@ def test_error_message_printed_verbatim(tmp_path: Path, name: str) -> None:
     folder = tmp_path / name / "ckpt"
 
     assert error_line("eval", folder) == f"error: {folder}: checkpoint folder not found"
+
+
+def test_a_diverged_run_fails_instead_of_saving_nan_weights_as_a_result(meld_dir, tmp_path, tiny_bert):
+    output = tmp_path / "ck"
+
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--lr", "1e8", "--grad-clip", 0, "--epochs", 2,
+                      "--output-dir", output)
+
+    assert line == ("error: epoch 1: training diverged (mean loss nan; the model's weights are no longer finite); "
+                    "lower --lr (or --head-lr) and train again with --overwrite")
+    run_dir = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(output)).run_dir
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.safetensors").exists()
