@@ -26,7 +26,8 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
     """The config, config.json record and model of a checkpoint folder, weights loaded.
 
     The backbones come from their model ids (as at training time); the folder's
-    model.safetensors supplies what was trained (and what `--init-from` loaded). Model code
+    model.safetensors supplies what was trained (and what `--init-from` loaded). A run that
+    has not finished (no metrics.json) is an error: its weights are the best epoch so far. Model code
     from a repository runs only when this call's `trust_remote_code` allows it, whatever
     the checkpoint's config.json says: a folder someone else wrote must not switch it on."""
     folder = Path(folder)
@@ -34,6 +35,9 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
     config.trust_remote_code = trust_remote_code
     if not (folder / ckpt.WEIGHTS).is_file():
         raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
+    if not (folder / ckpt.METRICS).is_file():  # its weights are only the best epoch so far
+        raise RecognizeError(f"{folder}: the run has not finished (no {ckpt.METRICS}: interrupted, or still training); "
+                             "`emotion-recognize train` with its flags and --resume finishes it")
     weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
     built = build_model(config)
     try:

@@ -22,7 +22,7 @@ from recognize.dataset.synthetic import vocabulary, write_synthetic_meld
 from recognize.digest import model_config_digest
 from recognize.tiny import write_tiny_bert
 
-from helpers import error_line, offline_and_quiet  # noqa: F401 (an autouse fixture)
+from helpers import error_line, offline_and_quiet, train_interrupted  # noqa: F401 (offline_and_quiet: an autouse fixture)
 
 MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
 BAD_FLAGS: dict[str, str] = {
@@ -356,3 +356,16 @@ def test_a_diverged_run_fails_instead_of_saving_nan_weights_as_a_result(meld_dir
                     "lower --lr (or --head-lr) and train again with --overwrite")
     run_dir = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(output)).run_dir
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.safetensors").exists()
+
+
+def test_an_interrupted_run_is_not_evaluated_predicted_or_built_on(meld_dir, tmp_path, tiny_bert, monkeypatch):
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), epochs=2, output_dir=str(tmp_path / "ck"))
+    train_interrupted(config, after_epoch=1, monkeypatch=monkeypatch)  # its model.safetensors: epoch 1's weights
+    expected = (f"error: {config.run_dir}: the run has not finished (no metrics.json: interrupted, or still training); "
+                "`emotion-recognize train` with its flags and --resume finishes it")
+
+    assert error_line("eval", config.run_dir) == expected
+    assert error_line("predict", config.run_dir, "--text", "okay") == expected
+    assert error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--init-from", config.run_dir,
+                      "--output-dir", tmp_path / "stage2") == expected
+    assert sorted(p.name for p in config.run_dir.iterdir()) == ["config.json", "history.csv", "model.safetensors", "state"]
