@@ -151,7 +151,9 @@ def not_a_checkpoint(folder: Path) -> RecognizeError:
 
 
 def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any]]:
-    """The ExperimentConfig and whole record of a finished or interrupted checkpoint folder."""
+    """The ExperimentConfig and whole record of a finished or interrupted checkpoint folder;
+    RecognizeError naming config.json when it cannot be read, or its label list is not its
+    task's classes in the order `recognize.labels` fixes (outputs are named by that list)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RecognizeError(f"{folder}: checkpoint folder not found")
@@ -161,8 +163,13 @@ def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict
     if "experiment" not in record:
         raise RecognizeError(f"{folder / CONFIG}: no 'experiment' section; not written by emotion-recognize")
     try:
-        return ExperimentConfig.from_dict(record["experiment"]), record
+        config = ExperimentConfig.from_dict(record["experiment"])
     except RecognizeError as error:
         raise RecognizeError(f"{folder / CONFIG}: {error}") from None
     except (TypeError, AttributeError) as error:  # a value of the wrong kind, e.g. "epochs": "x"
         raise RecognizeError(f"{folder / CONFIG}: its 'experiment' section has a value of the wrong type ({error})") from None
+    expected = list(LABELS[config.task])
+    if record.get("labels") != expected:  # outputs are named by it: another order would name every class wrongly
+        raise RecognizeError(f"{folder / CONFIG}: its 'labels' {record.get('labels')} are not the {config.task} classes "
+                             f"in the order the head was trained with, {expected}")
+    return config, record

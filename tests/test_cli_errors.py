@@ -20,6 +20,7 @@ from recognize.config import ExperimentConfig
 from recognize.dataset.meld import read_raw_csv
 from recognize.dataset.synthetic import vocabulary, write_synthetic_meld
 from recognize.digest import model_config_digest
+from recognize.labels import EMOTIONS
 from recognize.tiny import write_tiny_bert
 
 from helpers import error_line, offline_and_quiet, train_interrupted  # noqa: F401 (offline_and_quiet: an autouse fixture)
@@ -317,6 +318,22 @@ def test_a_checkpoint_config_with_bad_settings_names_the_file(meld_dir: Path, tm
     write_json(config.run_dir / CONFIG, record)
 
     assert error_line("eval", config.run_dir).startswith(f"error: {config.run_dir / CONFIG}: {message}")
+
+
+@pytest.mark.parametrize("labels", [EMOTIONS[::-1], EMOTIONS[:3], None])
+def test_a_checkpoint_whose_label_list_was_edited_is_refused(meld_dir: Path, tmp_path: Path, tiny_bert: Path,
+                                                             labels: "list[str] | None") -> None:
+    """eval and predict name the model's outputs by config.json's labels: another order (or
+    fewer) would name every class wrongly, and without them there is nothing to name."""
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(tmp_path / "ck"))
+    record = checkpoint_record(config, {})
+    record.pop("labels")
+    write_json(config.run_dir / CONFIG, {**record, **({"labels": list(labels)} if labels is not None else {})})
+    expected = (f"error: {config.run_dir / CONFIG}: its 'labels' {labels if labels is None else list(labels)} are not "
+                f"the emotion classes in the order the head was trained with, {list(EMOTIONS)}")
+
+    assert error_line("eval", config.run_dir) == expected
+    assert error_line("predict", config.run_dir, "--text", "okay") == expected
 
 
 @pytest.mark.parametrize("command", [["cache", "ls"], ["cache", "clear", "--all"]])
