@@ -32,6 +32,8 @@ intra) to CE, at DIST's tau 1; the feature loss adds weight * its KL to CE at ta
 contrastive losses over cosines do (cosines lie in [-1, 1]: at tau 1 a batch's softmax is
 nearly flat)."""
 DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's generators take."""
 RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log"})
 """Settings that change how fast a run goes or where it logs, not what it learns."""
 
@@ -146,6 +148,10 @@ class ExperimentConfig:
                 raise RecognizeError(f"{flag(name)}: must be 0 or more, got {getattr(self, name)}")
         if self.workers < -1:
             raise RecognizeError(f"--workers: 0 or more, or -1 for automatic, got {self.workers}")
+        highest = MAX_SEED - (self.epochs - 1)  # epoch k seeds numpy with seed + k
+        if not 0 <= self.seed <= highest:
+            raise RecognizeError(f"--seed: must be 0 to {highest} (each epoch seeds numpy, which takes below 2^32, "
+                                 f"with seed + epoch), got {self.seed}")
 
     def _check_distillation(self) -> None:
         """Validate the distillation flags and fill in the chosen loss's defaults (with --teacher);

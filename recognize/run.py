@@ -111,12 +111,12 @@ def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = Fa
     `{run_name}/aggregate.json`; return the setting folder."""
     if (config.setting_dir / ckpt.CONFIG).is_file():
         raise RecognizeError(f"{config.setting_dir}: holds a single-seed run of this setting; pass another --output-dir for --seeds")
-    per_seed = {}
-    for seed in seeds:
-        run_config = ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
-                                                 "init_from": [seed_member(p, seed) for p in config.init_from],
-                                                 "teacher": seed_member(config.teacher, seed) if config.teacher else ""})
-        per_seed[seed] = ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
+    run_configs = {seed: ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
+                                                     "init_from": [seed_member(p, seed) for p in config.init_from],
+                                                     "teacher": seed_member(config.teacher, seed) if config.teacher else ""})
+                   for seed in seeds}  # every seed's settings are checked before the first one trains
+    per_seed = {seed: ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
+                for seed, run_config in run_configs.items()}
     if process_state().is_main_process:
         ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))
     process_state().wait_for_everyone()

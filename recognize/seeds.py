@@ -16,10 +16,10 @@ SEED_FOLDER = re.compile(r"seed-(-?\d+)")
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"1,2,3" -> [1, 2, 3]; RecognizeError for anything but distinct integers."""
+    """"1,2,3" -> [1, 2, 3]; RecognizeError for anything but distinct integers, 0 or more."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(re.fullmatch(r"-?\d+", p) for p in parts):
-        raise RecognizeError(f"--seeds: '{text}' is not a comma-separated list of integers, e.g. 1,2,3")
+    if not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise RecognizeError(f"--seeds: '{text}' is not a comma-separated list of integers 0 or more, e.g. 1,2,3")
     seeds = [int(p) for p in parts]
     if len(set(seeds)) != len(seeds):
         raise RecognizeError(f"--seeds: '{text}' repeats a seed")

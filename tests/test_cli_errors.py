@@ -48,6 +48,11 @@ BAD_FLAGS: dict[str, str] = {
     "--warmup 1": "error: --warmup: a fraction in [0, 1), got 1.0",
     "--patience -2": "error: --patience: must be 0 or more, got -2",
     "--lora-alpha 0": "error: --lora-alpha: must be at least 1, got 0",
+    "--seed -1": "error: --seed: must be 0 to 4294967292 (each epoch seeds numpy, which takes below 2^32, with seed + epoch), "
+                 "got -1",
+    "--seed 4294967295": "error: --seed: must be 0 to 4294967292 (each epoch seeds numpy, which takes below 2^32, with "
+                         "seed + epoch), got 4294967295",
+    "--seeds 1,-1": "error: --seeds: '1,-1' is not a comma-separated list of integers 0 or more, e.g. 1,2,3",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
@@ -71,6 +76,15 @@ def test_data_folder_without_train_csv(tmp_path: Path, tiny_bert: Path) -> None:
 @pytest.mark.parametrize("flags", BAD_FLAGS)
 def test_bad_train_flags(meld_dir: Path, tmp_path: Path, flags: str) -> None:
     assert error_line("train", meld_dir, "--output-dir", tmp_path / "ck", *flags.split()) == BAD_FLAGS[flags]
+
+
+def test_a_seed_out_of_range_fails_before_any_seed_trains(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--epochs", 2,
+                      "--seeds", "1,4294967295", "--output-dir", tmp_path / "ck")
+
+    assert line == ("error: --seed: must be 0 to 4294967294 (each epoch seeds numpy, which takes below 2^32, with "
+                    "seed + epoch), got 4294967295")
+    assert not (tmp_path / "ck").exists()
 
 
 def test_model_id_that_is_not_a_local_folder(meld_dir: Path, tmp_path: Path) -> None:
