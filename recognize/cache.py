@@ -35,11 +35,10 @@ from accelerate.utils import send_to_device
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from recognize import __version__
-from recognize.checkpoint import atomic_write
+from recognize.checkpoint import atomic_write, save_tensors
 from recognize.dataset.loader import UtteranceDataset
 from recognize.config import ExperimentConfig, backbone_name
 from recognize.dataset.meld import csv_path
@@ -121,7 +120,10 @@ class Entry:
         tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
         metadata = {"key": json.dumps(self.key, sort_keys=True), "checksum": _checksum(tensors),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write(self.path, lambda temp: save_file(tensors, str(temp), metadata))
+        try:
+            atomic_write(self.path, lambda temp: save_tensors(tensors, temp, metadata))
+        except RecognizeError as error:
+            raise RecognizeError(f"feature cache: {error}; give a --cache-dir that is writable and has room") from None
         self.tensors = tensors
 
 

@@ -89,10 +89,21 @@ def read_json(path: "str | Path") -> Any:
         raise RecognizeError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
 
 
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: "dict[str, str] | None" = None) -> None:
+    """safetensors' `save_file`, with its I/O failures (a full disk) raised as the OSError
+    they are, which `atomic_write` turns into a one-line error naming the file."""
+    try:
+        save_file(tensors, str(path), metadata)
+    except SafetensorError as error:
+        if "I/O error" not in str(error):
+            raise
+        raise OSError(str(error).split("I/O error: ", 1)[1]) from None
+
+
 def write_weights(path: "str | Path", tensors: dict[str, torch.Tensor]) -> None:
     """Save tensors as safetensors, atomically (contiguous CPU copies)."""
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    atomic_write(path, lambda p: save_file(cpu, str(p)))
+    atomic_write(path, lambda p: save_tensors(cpu, p))
 
 
 def link_file(source: "str | Path", path: "str | Path") -> None:

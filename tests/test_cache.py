@@ -155,11 +155,11 @@ def test_a_build_killed_half_way_leaves_no_entry_that_is_trusted(meld_dir, tiny_
         with open(path, "wb") as handle:
             handle.write(b"half of a file")
         raise KeyboardInterrupt  # the build stops here, mid-write
-    monkeypatch.setattr("recognize.cache.save_file", killed)
+    monkeypatch.setattr("recognize.checkpoint.save_file", killed)
     with pytest.raises(KeyboardInterrupt):
         train(frozen(meld_dir, tiny_bert, tmp_path / "killed"))
     assert not list(cache.iterdir())  # the temp file is gone, nothing under an entry's name
-    monkeypatch.setattr("recognize.cache.save_file", save_file)
+    monkeypatch.setattr("recognize.checkpoint.save_file", save_file)
     (cache / ".T-tiny-bert-train-0.features.safetensors.abc.tmp").write_bytes(b"left by a SIGKILL")
     train(frozen(meld_dir, tiny_bert, tmp_path / "again"))
     assert len(list(cache.glob(f"*{SUFFIX}"))) == 3

@@ -3,17 +3,19 @@ stdout and exactly one line on stderr, "error: ..." naming the problem. Run in-p
 with Typer's CliRunner, offline; `meld_dir` and `tiny_bert` come from conftest.py."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from transformers import BertConfig, BertModel
 from typer.testing import CliRunner
 
-from recognize import train
+from recognize import checkpoint, train
 from recognize.checkpoint import CONFIG, checkpoint_record, write_json
 from recognize.cli import app
 from recognize.config import ExperimentConfig
@@ -355,6 +357,33 @@ def test_a_mistyped_cache_folder_is_an_error_not_an_empty_cache(tmp_path: Path, 
     folder = tmp_path / "no-such-cache"
 
     assert error_line(*command, "--cache-dir", folder) == f"error: --cache-dir {folder}: no such folder"
+
+
+def full_disk(tensors, filename, metadata=None):
+    """safetensors' save_file on a full disk: it writes part of the file, then fails."""
+    Path(filename).write_bytes(b"partial")
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+@pytest.mark.parametrize("mode", ["frozen", "full"])
+def test_a_full_disk_is_a_one_line_error_and_leaves_no_partial_file(meld_dir, tmp_path, tiny_bert, monkeypatch, mode):
+    """frozen: the feature cache's entry is the first file written; full: the weights."""
+    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    cache, output = tmp_path / "cache", tmp_path / "ck"
+    cache.mkdir()
+
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", mode, "--epochs", 1, "--cache-dir", cache,
+                      "--output-dir", output)
+
+    if mode == "frozen":
+        assert re.fullmatch(rf"error: feature cache: {re.escape(str(cache))}/T-tiny-bert-train-\w+\.features\.safetensors: "
+                            r"cannot write \(No space left on device \(os error 28\)\); give a --cache-dir that is "
+                            r"writable and has room", line), line
+        assert list(cache.iterdir()) == []
+    else:
+        run_dir = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(output)).run_dir
+        assert line == f"error: {run_dir / 'model.safetensors'}: cannot write (No space left on device (os error 28))"
+        assert [p.name for p in run_dir.iterdir()] == ["config.json"]
 
 
 def test_demo_checks_its_epochs_before_writing_anything(tmp_path: Path) -> None:
