@@ -199,6 +199,45 @@ def test_duplicate_id_pair(tmp_path: Path) -> None:
     assert load_error(tmp_path) == f"{path}: row 3: duplicate Dialogue_ID/Utterance_ID pair"
 
 
+def header_line(columns: tuple[str, ...] = HEADER) -> str:
+    """MELD's header as a CSV line."""
+    return ",".join(columns) + "\n"
+
+
+UNQUOTED_COMMA = "1,Oh, no,Ross,neutral,neutral,0,0,3,7,a,b\n"
+"""A row whose utterance holds a comma but is not quoted: 12 fields."""
+ROW = "2,okay,Ross,joy,positive,0,1,3,7,a,b\n"
+
+
+@pytest.mark.parametrize(("lines", "line", "fields"), [
+    ([UNQUOTED_COMMA, ROW], 2, 12),  # pandas took the first column for an index and shifted every row's columns
+    ([ROW, UNQUOTED_COMMA], 3, 12),
+    ([ROW.rstrip() + ",\n", ROW.replace(",0,1,", ",0,2,").rstrip() + ",\n"], 2, 12),  # a comma ending every row
+    (['1,"Oh no,Ross,neutral,neutral,0,0,3,7,a,b\n', ROW], 2, 2),  # a quote never closed runs to the end of the file
+    (["1,Oh\n", "no,Ross,neutral,neutral,0,0,3,7,a,b\n"], 2, 2),  # a line break in an utterance not quoted
+])
+def test_a_row_with_more_or_fewer_fields_than_the_header_names_its_line(tmp_path, lines, line, fields) -> None:
+    path = csv_path(tmp_path, "train")
+    path.write_text(header_line() + "".join(lines))
+
+    assert load_error(tmp_path) == (f"{path}: line {line}: {fields} fields where the header has 11 "
+                                    "(a comma, quote or line break in a text that is not quoted?)")
+
+
+def test_a_column_the_header_names_twice_is_an_error(tmp_path: Path) -> None:
+    path = csv_path(tmp_path, "train")
+    path.write_text(header_line((*HEADER[:-1], "Emotion")) + ROW)  # pandas read the first, renamed the second Emotion.1
+
+    assert load_error(tmp_path) == f"{path}: line 1: the header names column 'Emotion' twice"
+
+
+def test_spaces_around_header_names_and_a_header_ending_in_a_comma_are_accepted(tmp_path: Path) -> None:
+    path = csv_path(tmp_path, "train")
+    path.write_text(header_line(tuple(f" {name} " for name in HEADER)).replace("\n", ",\n") + ROW)
+
+    assert load_split(tmp_path, "train")[["text", "emotion"]].values.tolist() == [["okay", "joy"]]
+
+
 @pytest.fixture(scope="module")
 def real_train():
     """The real MELD train split."""

@@ -8,6 +8,7 @@ are the rows above it. Ids are kept as given: MELD has gaps (train dialogue 60 d
 exist, some utterance ids are skipped) and nothing here assumes they are contiguous.
 """
 
+import csv
 import hashlib
 import io
 import re
@@ -50,7 +51,8 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
     """Load, check and repair one split of the MELD folder `root`.
 
     Raises RecognizeError naming the file (and data row, counted from 1) for a missing folder or CSV, missing
-    columns, no rows, unknown labels or non-integer ids. Empty utterances are kept as "".
+    columns, no rows, unknown labels or non-integer ids, and (by line) a row with more or fewer fields than
+    the header or a column the header repeats. Empty utterances are kept as "".
     """
     if split not in SPLITS:
         raise RecognizeError(f"--split: unknown value '{split}'; valid: {', '.join(SPLITS)}")
@@ -121,10 +123,35 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
             raise RecognizeError(f"{path}: neither UTF-8 nor Windows-1252 text") from None
+    check_fields(text, path)
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise RecognizeError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    return raw.rename(columns=str.strip)  # "Emotion " as a spreadsheet may leave it
+
+
+def check_fields(text: str, path: Path) -> None:
+    """Fail naming the line of the first record whose number of fields is not the header's,
+    and a column name the header repeats (after trimming spaces). pandas would take a first
+    data row with one field more as having an index column, shift every column of every row
+    by one and fail later on an unrelated "label"; and of a repeated column it reads the first."""
+    records = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in next(records, [])]
+    named = [name for name in header if name]
+    repeated = next((name for name in named if named.count(name) > 1), None)
+    if repeated is not None:
+        raise RecognizeError(f"{path}: line 1: the header names column '{repeated}' twice")
+    named_width = len(header)
+    while named_width and not header[named_width - 1]:
+        named_width -= 1
+    widths = {len(header), named_width}  # a header ending in commas: rows may leave those unnamed columns out
+    line = records.line_num
+    for record in records:
+        if record and len(record) not in widths:
+            raise RecognizeError(f"{path}: line {line + 1}: {len(record)} fields where the header has {len(header)} "
+                                 "(a comma, quote or line break in a text that is not quoted?)")
+        line = records.line_num
 
 
 MAX_ID = 2**31 - 1
