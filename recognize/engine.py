@@ -180,8 +180,9 @@ def fit(
     best = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
     accelerator.unwrap_model(model).load_state_dict(best, strict=False)
     if accelerator.is_main_process:
-        shutil.rmtree(run_dir / ckpt.STATE, ignore_errors=True)
+        mark_trained(run_dir, state)
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
+
 
 
 def check_finite(model: torch.nn.Module, epoch: int, loss: float) -> None:
@@ -343,11 +344,29 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler,
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
 
+TRAINED = "trained.json"
+"""In `state/`: training has ended (the best weights are model.safetensors) and only the
+test split's evaluation and metrics.json remain; the run drops `state/` once they are written."""
+
+
+def mark_trained(run_dir: Path, state: TrainingState) -> None:
+    """Record in `state/` that training has ended, with its progress (no tensors: none are
+    needed to evaluate), then drop the epochs' resumable state. A run stopped before
+    metrics.json is written (killed in its test evaluation) resumes straight to that."""
+    state_dir = run_dir / ckpt.STATE
+    ckpt.write_json(state_dir / TRAINED, state.__dict__)
+    (state_dir / "latest.json").unlink(missing_ok=True)
+    for old in state_dir.glob("epoch-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
 
 def load_state(run_dir: Path, model, optimizer, scheduler, objective: torch.nn.Module) -> TrainingState:
-    """Restore what `save_state` wrote into `model`, `objective`, `optimizer` and `scheduler`."""
+    """Restore what `save_state` wrote into `model`, `objective`, `optimizer` and `scheduler`;
+    of a run whose training has ended (`mark_trained`), only its progress."""
     state_dir = run_dir / ckpt.STATE
     try:
+        if (state_dir / TRAINED).is_file():
+            return TrainingState(**ckpt.read_json(state_dir / TRAINED))
         folder = state_dir / ckpt.read_json(state_dir / "latest.json")["folder"]
         saved = ckpt.read_json(folder / "trainer.json")
         model.load_state_dict(ckpt.read_weights(folder / "model.safetensors"), strict=False)

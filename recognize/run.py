@@ -12,7 +12,7 @@ from recognize import checkpoint as ckpt
 from recognize.builder import build_model, eval_loader, fusion_for, has_split, load_rows, make_split, media_note, train_loader
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig, cli_flag
 from recognize.dataset.meld import data_fingerprint
-from recognize.engine import class_weights, fit, process_state
+from recognize.engine import TRAINED, class_weights, fit, process_state
 from recognize.epoch_log import check_log
 from recognize.errors import RecognizeError
 from recognize.evaluator import score
@@ -101,6 +101,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         metrics["missing_media"] = media_reports
     if distributed.is_main_process:
         ckpt.write_json(run_dir / ckpt.METRICS, metrics)
+        shutil.rmtree(run_dir / ckpt.STATE, ignore_errors=True)
     distributed.wait_for_everyone()  # callers (--seeds, cross-validation) read metrics.json on every process
     return run_dir
 
@@ -148,11 +149,12 @@ def _finished(run_dir: Path, config: ExperimentConfig) -> bool:
 
 
 def _check_resumable(run_dir: Path, config: ExperimentConfig) -> bool:
-    """Whether `run_dir` holds an interrupted run of this very config; True means resume
-    from its state, False (no folder yet) means a fresh start."""
+    """Whether `run_dir` holds an interrupted run of this very config (stopped after an
+    epoch, or after training in its test evaluation); True means resume from its state,
+    False (no folder yet) means a fresh start."""
     if not run_dir.exists():
         return False
-    if not (run_dir / ckpt.STATE / "latest.json").is_file():
+    if not any((run_dir / ckpt.STATE / name).is_file() for name in ("latest.json", TRAINED)):
         raise RecognizeError(f"{run_dir}: no completed epoch to resume from; use --overwrite")
     _check_same_settings(run_dir, config)
     return True

@@ -152,6 +152,35 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(meld_dir, tiny
     assert not (resumed / "state").exists()
 
 
+def test_a_run_killed_in_its_test_evaluation_resumes_to_it_without_training_again(meld_dir, tiny_bert, tmp_path,
+                                                                                  monkeypatch):
+    """Training has ended and only the test split's scores are missing (a job preempted
+    while evaluating): --resume evaluates and writes metrics.json, and trains no epoch."""
+    uninterrupted = train(make_config(meld_dir, tiny_bert, tmp_path / "whole", epochs=2))
+    config = make_config(meld_dir, tiny_bert, tmp_path / "parts", epochs=2)
+    score = run_module.score
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "score", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+    assert sorted(p.name for p in (config.run_dir / "state").iterdir()) == ["trained.json"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("an epoch was trained again")
+    monkeypatch.setattr(engine, "_train_epoch", no_training)
+    monkeypatch.setattr(run_module, "score", score)
+    resumed = train(config, resume=True)
+
+    assert history_without_time(resumed) == history_without_time(uninterrupted)
+    finished = [json.loads((folder / "metrics.json").read_text()) for folder in (uninterrupted, resumed)]
+    assert [{k: m[k] for k in ("best_epoch", "dev", "test")} for m in finished] == [
+        {k: finished[0][k] for k in ("best_epoch", "dev", "test")}] * 2
+    assert not (resumed / "state").exists()
+
+
 def test_init_from_carries_a_full_tuning_stage_into_a_frozen_stage(runs, meld_dir, tiny_bert, tmp_path):
     stage1 = runs["full"]
     config = ExperimentConfig.from_checkpoint(stage1, mode="frozen", init_from=[str(stage1)], epochs=2, lr=1e-2,
