@@ -71,7 +71,7 @@ def test_data_folder_without_train_csv(tmp_path: Path, tiny_bert: Path) -> None:
     data = write_synthetic_meld(tmp_path / "MELD", dialogues={"dev": 2, "test": 2})
 
     assert error_line("train", data, "--text-model", tiny_bert, "--output-dir", tmp_path / "ck") == (
-        f"error: {data / 'train_sent_emo.csv'}: CSV not found in the data folder"
+        f"error: {data / 'train_sent_emo.csv'}: CSV not found in the data folder (it holds dev_sent_emo.csv, test_sent_emo.csv)"
     )
 
 

@@ -148,8 +148,17 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 
 def test_missing_csv(tmp_path: Path) -> None:
-    write_split(tmp_path, "dev", [utterance(0, 0)])
-    assert load_error(tmp_path) == f"{tmp_path / 'train_sent_emo.csv'}: CSV not found in the data folder"
+    write_split(tmp_path, "train", [utterance(0, 0)])
+    (tmp_path / "val_sent_emo.csv").write_bytes(csv_path(tmp_path, "train").read_bytes())  # dev under another name
+    assert load_error(tmp_path, "dev") == (f"{tmp_path / 'dev_sent_emo.csv'}: CSV not found in the data folder "
+                                           "(it holds train_sent_emo.csv, val_sent_emo.csv)")
+
+
+def test_a_data_folder_whose_csvs_are_one_folder_down_names_that_folder(tmp_path: Path) -> None:
+    write_split(tmp_path / "data" / "MELD", "train", [utterance(0, 0)])
+    write_split(tmp_path / "MELD", "train", [utterance(0, 0)])
+    assert load_error(tmp_path) == (f"{tmp_path / 'train_sent_emo.csv'}: CSV not found in the data folder (it holds no "
+                                    f"CSV; pass the folder that does: {tmp_path / 'MELD'})")
 
 
 def test_unknown_split(tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ def test_bad_source_is_one_line(raw: Path, tmp_path: Path) -> None:
     assert error_line("prepare", tmp_path / "absent") == f"error: {tmp_path / 'absent'}: folder not found ({EXPECTED})"
     assert error_line("prepare", only_csvs) == f"error: {only_csvs}: no clip folders ({EXPECTED})"
     assert error_line("prepare", partial) == f"error: {partial}: MELD.Raw layout without dev_splits_complete/ ({EXPECTED})"
-    assert error_line("prepare", no_csv) == f"error: {no_csv / 'train_sent_emo.csv'}: CSV not found in the data folder"
+    assert error_line("prepare", no_csv) == f"error: {no_csv / 'train_sent_emo.csv'}: CSV not found in the data folder (it holds no CSV)"
 
 
 def test_bad_settings_are_one_line(raw: Path, prepared: tuple[Path, dict], tmp_path: Path) -> None:

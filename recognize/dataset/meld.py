@@ -61,7 +61,7 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
         raise RecognizeError(f"{root}: data folder not found (expected a MELD folder with {split}_sent_emo.csv)")
     path = csv_path(root, split)
     if not path.is_file():
-        raise RecognizeError(f"{path}: CSV not found in the data folder")
+        raise RecognizeError(f"{path}: CSV not found in the data folder ({csv_files_in(root)})")
     raw = read_raw_csv(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
@@ -81,6 +81,18 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
         row = int(np.flatnonzero(duplicated.to_numpy())[0]) + 1
         raise RecognizeError(f"{path}: row {row}: duplicate Dialogue_ID/Utterance_ID pair")
     return rows.sort_values(["dialogue_id", "utterance_id"], kind="stable").reset_index(drop=True)
+
+
+def csv_files_in(root: Path) -> str:
+    """What the data folder `root` holds instead, for an error: its CSV files (e.g. a
+    `val_sent_emo.csv` to rename), else the MELD CSVs one folder down, else that it has none."""
+    names = sorted(p.name for p in root.glob("*.csv"))
+    if names:
+        return f"it holds {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}"
+    below = sorted({str(p.parent) for p in root.glob("*/*_sent_emo.csv")})
+    if below:
+        return f"it holds no CSV; pass the folder that does: {', '.join(below)}"
+    return "it holds no CSV"
 
 
 def label_ids(rows: pd.DataFrame, task: str) -> np.ndarray:
