@@ -155,6 +155,9 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
     if indexes:
         report["rows_skipped"] = int((~keep).sum())
         report["rows_zero_filled"] = int((absent & keep).sum())
+    for modality, usable in indexed.items():
+        if not usable.any():  # a misnamed folder or clips: the run would learn or score that modality from nothing
+            raise RecognizeError(no_clip_usable(config, split, modality, len(rows), report))
     if not keep.any():
         raise RecognizeError(f"{config.data}: no {split} row has a usable clip for --modal {config.modal}; "
                              f"{media_note(report)}")
@@ -170,6 +173,18 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
         dataset, rows = dataset.subset(np.flatnonzero(keep)), rows[keep].reset_index(drop=True)
         indexed = {m: usable[keep] for m, usable in indexed.items()}
     return SplitData(dataset, rows, report, indexed)
+
+
+def no_clip_usable(config: ExperimentConfig, split: str, modality: str, rows: int, report: dict[str, Any]) -> str:
+    """The error for a split none of whose `rows` has a usable clip of `modality`: where the
+    clips were looked for, under which names, and what that folder holds instead."""
+    folder, extension = MEDIA_FOLDER[modality]
+    where = Path(config.data) / folder / split
+    example = next((p.name for p in sorted(where.iterdir()) if not p.name.startswith(".")), None)
+    holds = f"it holds e.g. {example}" if example else "it is empty"
+    return (f"{where}: none of the {rows} {split} rows has a usable clip (--modal {config.modal} reads "
+            f"dia{{D}}_utt{{U}}.{extension} here; {holds}): {report[modality]['missing']} missing, "
+            f"{report[modality]['unreadable']} unreadable")
 
 
 def media_note(report: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from recognize.dataset.meld import read_raw_csv
 from recognize.dataset.synthetic import vocabulary, write_synthetic_meld
 from recognize.digest import model_config_digest
 from recognize.labels import EMOTIONS
-from recognize.tiny import write_tiny_bert
+from recognize.tiny import write_tiny_bert, write_tiny_wav2vec2
 
 from helpers import error_line, offline_and_quiet, train_interrupted  # noqa: F401 (offline_and_quiet: an autouse fixture)
 
@@ -140,6 +140,25 @@ def test_overwrite_with_bad_data_keeps_the_old_run(meld_dir: Path, tmp_path: Pat
 
     assert line.startswith(f"error: {meld_dir / 'audios' / 'train'}: no such folder")
     assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("missing_media", ["skip", "zero"])
+def test_a_split_with_no_usable_clip_is_an_error_naming_the_folder(meld_dir, tmp_path, missing_media):
+    """Clips under other names (here .wav, not .flac) are all "missing": with zero-filling,
+    the run used to train an audio model that never heard a clip."""
+    data = tmp_path / "MELD"
+    shutil.copytree(meld_dir, data)
+    for split in ("train", "dev", "test"):
+        (data / "audios" / split).mkdir(parents=True)
+    (data / "audios" / "train" / "dia1_utt0.wav").write_bytes(b"RIFF")
+    rows = len(read_raw_csv(data / "train_sent_emo.csv"))
+
+    line = error_line("train", data, "--modal", "A", "--audio-model", write_tiny_wav2vec2(tmp_path / "w2v"),
+                      "--missing-media", missing_media, "--output-dir", tmp_path / "ck")
+
+    assert line == (f"error: {data / 'audios' / 'train'}: none of the {rows} train rows has a usable clip (--modal A reads "
+                    f"dia{{D}}_utt{{U}}.flac here; it holds e.g. dia1_utt0.wav): {rows} missing, 0 unreadable")
+    assert not (tmp_path / "ck").exists()
 
 
 def test_overwrite_with_a_bad_test_csv_fails_before_training_and_keeps_the_old_run(meld_dir: Path, tmp_path: Path,
