@@ -229,6 +229,17 @@ def test_a_model_folder_that_cannot_be_used_safely_or_correctly_fails_before_tra
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.parametrize("max_length", [1, 2])
+def test_max_length_that_leaves_no_utterance_token_fails_before_training(meld_dir, tmp_path, tiny_bert, max_length):
+    """2: [CLS] [SEP] and no word, for every row; 1: below the special tokens, which the
+    tokenizer then ignores (no truncation at all)."""
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--max-length", max_length, "--output-dir", tmp_path / "ck")
+
+    assert line == (f"error: --max-length {max_length}: leaves no token of the utterance ({tiny_bert}'s tokenizer adds 2 "
+                    "special tokens); at least 3")
+    assert not (tmp_path / "ck").exists()
+
+
 def test_max_length_beyond_the_models_positions_fails_before_training(meld_dir, tmp_path, tiny_bert):
     line = error_line("train", meld_dir, "--text-model", tiny_bert, "--max-length", 300, "--output-dir", tmp_path / "ck")
 

@@ -54,11 +54,16 @@ POSITION_OFFSET_TYPES: frozenset[str] = frozenset({"roberta", "xlm-roberta", "ca
 
 def check_text_fits(model_id: str, tokenizer, model_config, max_length: int) -> None:
     """Fail before training, not at the first long batch, when the tokenizer's ids or
-    `--max-length` go beyond what the text model's embeddings hold."""
+    `--max-length` go beyond what the text model's embeddings hold, or `--max-length`
+    leaves no room for the utterance beside the tokenizer's special tokens."""
     vocabulary = getattr(model_config, "vocab_size", None)
     if vocabulary and len(tokenizer) > vocabulary:
         raise RecognizeError(f"--text-model {model_id}: its tokenizer has {len(tokenizer)} tokens and the model's "
                              f"embeddings {vocabulary}: the two do not belong together")
+    special = tokenizer.num_special_tokens_to_add()
+    if max_length <= special:  # the tokenizer would keep only its special tokens, or ignore the budget below them
+        raise RecognizeError(f"--max-length {max_length}: leaves no token of the utterance ({model_id}'s tokenizer "
+                             f"adds {special} special tokens); at least {special + 1}")
     positions = getattr(model_config, "max_position_embeddings", None)
     if positions and getattr(model_config, "position_biased_input", True):  # DeBERTa's relative positions have no limit here
         if model_config.model_type in POSITION_OFFSET_TYPES:
