@@ -79,7 +79,13 @@ def predict_file(folder: "str | Path", path: "str | Path", trust_remote_code: bo
 def _dialogue_order(raw: pd.DataFrame, path: Path) -> np.ndarray:
     """Positions of the rows of `raw` in the order dialogue context is read in: each
     dialogue's rows together (dialogues by first appearance), by Utterance_ID where the CSV
-    has that column, else in file order; as training reads MELD's splits."""
+    has that column, else in file order; as training reads MELD's splits. An empty
+    Dialogue_ID is an error naming its row."""
+    if "Dialogue_ID" in raw.columns:
+        empty = np.flatnonzero((raw["Dialogue_ID"].fillna("").str.strip() == "").to_numpy())
+        if len(empty):  # such rows would all share one dialogue, each the context of the next
+            raise RecognizeError(f"{path}: row {empty[0] + 1}: Dialogue_ID is empty; give every row its dialogue, "
+                                 "or leave the column out")
     dialogues = pd.factorize(raw["Dialogue_ID"])[0] if "Dialogue_ID" in raw.columns else np.zeros(len(raw), dtype=int)
     utterances = integer_column(raw, "Utterance_ID", path) if "Utterance_ID" in raw.columns else np.arange(len(raw))
     return np.lexsort((np.asarray(utterances), dialogues))

@@ -222,6 +222,10 @@ def test_predict_leaves_alone_a_csv_column_the_model_does_not_read(audio_run):
     (["Audio"], "--input {csv}: no data rows, only the header"),
     (["Audio,Speaker", "clips/dia1_utt0.flac,Joey", ",Ross"], "{csv}: row 2: column Audio: empty"),
     (["Audio", "clips/dia1_utt0.flac", "clips/nowhere.flac"], "{csv}: row 2: column Audio: {clips}/nowhere.flac: file not found"),
+    (["Audio,Dialogue_ID", "clips/dia1_utt0.flac,1", "clips/dia1_utt0.flac,"],  # it would share a dialogue with any other
+     "{csv}: row 2: Dialogue_ID is empty; give every row its dialogue, or leave the column out"),
+    (["Audio,Speaker", "clips/dia1_utt0.flac,Joey, Ross"],
+     "{csv}: line 2: 3 fields where the header has 2 (a comma, quote or line break in a text that is not quoted?)"),
 ])
 def test_predict_input_errors_name_the_row_before_the_model_loads(audio_run, tmp_path, lines, message):
     folder, inputs = audio_run
