@@ -39,6 +39,7 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     resume_from_state = resume and _check_resumable(run_dir, config)
     if run_dir.exists() and not (overwrite or resume):
         raise _exists(run_dir)
+    _check_output_dir(Path(config.output_dir))
     fusion_for(config)  # bad flags, data, teacher and --init-from sources fail before an old run is replaced
     check_log(config.log)
     if config.teacher:
@@ -137,6 +138,16 @@ def _exists(run_dir: Path) -> RecognizeError:
         return RecognizeError(f"{run_dir}: checkpoint folder exists, holding a finished run; pass --overwrite to replace "
                               "it, or another --output-dir to keep both (run names leave out --context, --lr, --epochs...)")
     return RecognizeError(f"{run_dir}: checkpoint folder exists; pass --overwrite to replace it or --resume to continue it")
+
+
+def _check_output_dir(folder: Path) -> None:
+    """Fail before anything loads when `--output-dir` (or a folder above it) is a file: the
+    run could not write its checkpoint there after all its preparation."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise RecognizeError(f"--output-dir {folder}: {place} is a file, not a folder")
+            return
 
 
 def _finished(run_dir: Path, config: ExperimentConfig) -> bool:

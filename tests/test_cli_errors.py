@@ -108,6 +108,18 @@ def test_model_folder_without_a_model(meld_dir: Path, tmp_path: Path) -> None:
     assert line.startswith(f"error: cannot load the model from folder '{folder}': ")
 
 
+@pytest.mark.parametrize("below", ["", "runs"])
+def test_an_output_dir_that_is_a_file_fails_before_loading(meld_dir: Path, tmp_path: Path, tiny_bert: Path,
+                                                           below: str) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("not a folder")
+    output = taken / below if below else taken
+
+    line = error_line("train", meld_dir, "--text-model", "no-such-org/never-loaded", "--output-dir", output)
+
+    assert line == f"error: --output-dir {output}: {taken} is a file, not a folder"
+
+
 def test_existing_checkpoint_needs_overwrite_or_resume(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
     run_dir = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="F", output_dir=str(tmp_path / "ck")).run_dir
     run_dir.mkdir(parents=True)
