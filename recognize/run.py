@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate.utils import set_seed
 
@@ -63,6 +64,10 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     for split, data in (("train", train_split), ("dev", dev_split)):
         if note := media_note(data.media_report):
             distributed.print(f"{split}: {note}")
+    absent = [name for name, count in zip(labels, np.bincount(train_set.labels, minlength=len(labels))) if count == 0]
+    if absent:
+        distributed.print(f"warning: no training row is labelled {', '.join(absent)}: the model cannot learn "
+                          f"{'that class' if len(absent) == 1 else 'those classes'}")
     extra: dict[str, Any] = {"lineage": lineage}
     teacher_width = 0
     if config.teacher:

@@ -6,8 +6,10 @@ import copy
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -179,6 +181,21 @@ def test_a_run_killed_in_its_test_evaluation_resumes_to_it_without_training_agai
     assert [{k: m[k] for k in ("best_epoch", "dev", "test")} for m in finished] == [
         {k: finished[0][k] for k in ("best_epoch", "dev", "test")}] * 2
     assert not (resumed / "state").exists()
+
+
+def test_a_training_split_without_some_classes_is_warned_about(meld_dir, tiny_bert, tmp_path):
+    data = tmp_path / "MELD"
+    shutil.copytree(meld_dir, data)
+    train_csv = data / "train_sent_emo.csv"
+    rows = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    rows.loc[rows["Emotion"].isin(["disgust", "fear"]), ["Emotion", "Sentiment"]] = ["anger", "negative"]
+    rows.to_csv(train_csv, index=False)
+
+    result = CliRunner().invoke(app, ["train", str(data), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "1",
+                                      "--output-dir", str(tmp_path / "ck")])
+
+    assert result.exit_code == 0, result.output
+    assert "warning: no training row is labelled disgust, fear: the model cannot learn those classes" in result.output
 
 
 def test_init_from_carries_a_full_tuning_stage_into_a_frozen_stage(runs, meld_dir, tiny_bert, tmp_path):
