@@ -89,6 +89,20 @@ def test_a_seed_out_of_range_fails_before_any_seed_trains(meld_dir: Path, tmp_pa
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.parametrize("targets, message", [
+    ("attention", "'attention' names a BertAttention, not a layer LoRA adapts (a Linear, Embedding or convolution, "
+                  "e.g. an attention's query)"),  # peft's message was the first line of the module's repr
+    ("qury", "Target modules {'qury'} not found in the base model. Please check the target modules and try again."),
+])
+def test_lora_targets_that_cannot_be_adapted(meld_dir: Path, tmp_path: Path, tiny_bert: Path, targets: str,
+                                             message: str) -> None:
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "lora", "--lora-targets", targets,
+                      "--output-dir", tmp_path / "ck")
+
+    assert line == f"error: --lora-targets: {message}"
+    assert not (tmp_path / "ck").exists()
+
+
 def test_model_id_that_is_not_a_local_folder(meld_dir: Path, tmp_path: Path) -> None:
     line = error_line("train", meld_dir, "--text-model", "no-such-org/no-such-model", "--output-dir", tmp_path / "ck")
 

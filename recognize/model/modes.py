@@ -3,6 +3,7 @@ encoder's convolutional feature encoder, frozen as in Hugging Face's own wav2vec
 fine-tuning; Whisper's convolutions train), LoRA (peft adapters on the backbones' attention
 projections, plus the fusion and the head), frozen backbones (the fusion and the head)."""
 
+import re
 import warnings
 
 import torch
@@ -74,7 +75,10 @@ def apply_mode(model: EmotionModel, mode: str, r: int = 8, alpha: int = 16, drop
                 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
                 encoder.backbone = get_peft_model(encoder.backbone, config)
         except ValueError as error:
-            raise RecognizeError(f"--lora-targets: {str(error).splitlines()[0]}") from None
+            unsupported = re.match(r"Target module (\w+)\(", str(error))  # peft prints the module's whole repr
+            reason = (f"'{','.join(names)}' names a {unsupported[1]}, not a layer LoRA adapts (a Linear, Embedding or "
+                      "convolution, e.g. an attention's query)" if unsupported else str(error).splitlines()[0])
+            raise RecognizeError(f"--lora-targets: {reason}") from None
     adapted = adapted_layers(model)
     if unmatched := [t for t in requested if not any(name == t or name.endswith(f".{t}") for name in adapted)]:
         raise RecognizeError(f"--lora-targets: {', '.join(unmatched)} matched no layer of any encoder (peft adapts the "
