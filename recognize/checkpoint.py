@@ -161,6 +161,14 @@ def not_a_checkpoint(folder: Path) -> RecognizeError:
     return RecognizeError(f"{folder}: not a checkpoint folder (no {CONFIG})")
 
 
+def check_finished(folder: Path) -> None:
+    """Fail unless the run in `folder` has finished (its metrics.json written): until then
+    its model.safetensors holds only the best epoch so far."""
+    if not (folder / METRICS).is_file():
+        raise RecognizeError(f"{folder}: the run has not finished (no {METRICS}: interrupted, or still training); "
+                             "`emotion-recognize train` with its flags and --resume finishes it")
+
+
 def read_checkpoint_config(folder: "str | Path") -> tuple[ExperimentConfig, dict[str, Any]]:
     """The ExperimentConfig and whole record of a finished or interrupted checkpoint folder;
     RecognizeError naming config.json when it cannot be read, or its label list is not its

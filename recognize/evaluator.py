@@ -35,9 +35,7 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
     config.trust_remote_code = trust_remote_code
     if not (folder / ckpt.WEIGHTS).is_file():
         raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
-    if not (folder / ckpt.METRICS).is_file():  # its weights are only the best epoch so far
-        raise RecognizeError(f"{folder}: the run has not finished (no {ckpt.METRICS}: interrupted, or still training); "
-                             "`emotion-recognize train` with its flags and --resume finishes it")
+    ckpt.check_finished(folder)
     weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
     built = build_model(config)
     try:

@@ -56,6 +56,7 @@ def check_teacher(config: ExperimentConfig) -> None:
         raise RecognizeError(f"--teacher {folder}: has no {ckpt.WEIGHTS} (its training never finished an epoch?)")
     if folder.resolve() == config.run_dir.resolve():
         raise RecognizeError(f"--teacher {folder}: is this run's own checkpoint folder")
+    ckpt.check_finished(folder)  # now, before --overwrite replaces an old run
     teacher, _ = ckpt.read_checkpoint_config(folder)
     if config.response_loss and teacher.task != config.task:
         raise RecognizeError(f"--teacher {folder}: predicts {teacher.task}, this run {config.task}; "

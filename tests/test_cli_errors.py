@@ -484,4 +484,10 @@ def test_an_interrupted_run_is_not_evaluated_predicted_or_built_on(meld_dir, tmp
     assert error_line("predict", config.run_dir, "--text", "okay") == expected
     assert error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--init-from", config.run_dir,
                       "--output-dir", tmp_path / "stage2") == expected
+    student = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", output_dir=str(tmp_path / "st"))
+    student.run_dir.mkdir(parents=True)
+    (student.run_dir / "notes.txt").write_text("keep me")
+    assert error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--teacher", config.run_dir,
+                      "--output-dir", tmp_path / "st", "--overwrite") == expected
+    assert [p.name for p in student.run_dir.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in config.run_dir.iterdir()) == ["config.json", "history.csv", "model.safetensors", "state"]
