@@ -69,6 +69,8 @@ def train(data: str, overwrite: bool, resume: bool, seeds: Optional[str], **sett
 
     settings["init_from"] = settings.get("init_from") or []
     seed_list = parse_seeds(seeds) if seeds is not None else None
+    if seed_list is not None and settings["seed"] != ExperimentConfig.seed:  # it would be ignored
+        raise RecognizeError(f"--seed {settings['seed']} and --seeds {seeds} exclude each other: --seeds gives each run its seed")
     config = ExperimentConfig(data=data, **settings)
     if seed_list is None:
         folder = run_training(config, overwrite=overwrite, resume=resume)

@@ -55,6 +55,7 @@ BAD_FLAGS: dict[str, str] = {
     "--seed 4294967295": "error: --seed: must be 0 to 4294967292 (each epoch seeds numpy, which takes below 2^32, with "
                          "seed + epoch), got 4294967295",
     "--seeds 1,-1": "error: --seeds: '1,-1' is not a comma-separated list of integers 0 or more, e.g. 1,2,3",
+    "--seed 7 --seeds 1,2": "error: --seed 7 and --seeds 1,2 exclude each other: --seeds gives each run its seed",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
