@@ -237,11 +237,25 @@ def fewer_embeddings(folder: Path) -> None:
     BertModel(config).save_pretrained(folder)
 
 
+def cut_pooling_config(folder: Path) -> None:
+    """A sentence-transformers pooling config cut short."""
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": tr')
+
+
+def list_pooling_config(folder: Path) -> None:
+    """A pooling config that is JSON but not an object."""
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text("[true]")
+
+
 BAD_MODELS = {  # how the folder is changed -> the start of the one line it must fail with
     "pickled": (pickled_only, "error: --text-model {folder}: holds only pickled weights (*.bin), and only safetensors are loaded"),
     "cut": (cut_weights, "error: cannot load the model from folder '{folder}': Error while deserializing header"),
     "no-tokenizer": (without_tokenizer, "error: --text-model {folder}: its tokenizer has no vocabulary, only special tokens"),
     "fewer-embeddings": (fewer_embeddings, "error: --text-model {folder}: its tokenizer has 73 tokens and the model's embeddings 40"),
+    "cut-pooling": (cut_pooling_config, "error: {folder}/1_Pooling/config.json: not valid JSON (Expecting value, line 1)"),
+    "list-pooling": (list_pooling_config, "error: {folder}/1_Pooling/config.json: not a sentence-transformers pooling config"),
 }
 
 

@@ -1,6 +1,5 @@
 """Encoders: any Hugging Face backbone plus pooling, mapping one modality's batch to (B, D)."""
 
-import json
 from pathlib import Path
 
 import torch
@@ -9,6 +8,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from recognize.checkpoint import read_json
 from recognize.errors import RecognizeError, load_failure
 from recognize.model.attention import shape_free_attention
 
@@ -97,7 +97,10 @@ def _resolved_pooling(model_id: str, model_type: str, requested: str) -> str:
         return requested
     pooling_config = Path(model_id) / "1_Pooling" / "config.json"
     if pooling_config.is_file():
-        settings = json.loads(pooling_config.read_text(encoding="utf-8"))
+        settings = read_json(pooling_config)
+        if not isinstance(settings, dict):
+            raise RecognizeError(f"{pooling_config}: not a sentence-transformers pooling config (a JSON object of "
+                                 "pooling_mode_* settings); pass --pooling mean or --pooling cls")
         if settings.get("pooling_mode_mean_tokens"):
             return "mean"
         if settings.get("pooling_mode_cls_token"):
