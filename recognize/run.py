@@ -21,7 +21,7 @@ from recognize.init_from import lineage_entries, load_source, source_weights
 from recognize.labels import LABELS
 from recognize.model.modes import checkpoint_state, unstored_digest
 from recognize.objective import make_objective
-from recognize.seeds import AGGREGATE, aggregate, seed_member
+from recognize.seeds import AGGREGATE, aggregate, seed_folders, seed_member
 from recognize.teacher import aligned_columns, check_teacher, distillation_record, teacher_outputs
 
 
@@ -34,6 +34,9 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     run_dir = config.run_dir
     if overwrite and resume:
         raise RecognizeError("--overwrite and --resume exclude each other")
+    if not config.seed_folder and seed_folders(run_dir):  # --overwrite would delete every seed's run
+        raise RecognizeError(f"{run_dir}: holds the runs of `train --seeds`; train with --seeds, or pass another "
+                             "--output-dir for a single run")
     if resume and _finished(run_dir, config):
         process_state().print(f"{run_dir}: finished already; kept (--overwrite trains it again)")
         return run_dir

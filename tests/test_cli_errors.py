@@ -135,6 +135,21 @@ def test_an_output_dir_that_is_a_file_fails_before_loading(meld_dir: Path, tmp_p
     assert line == f"error: --output-dir {output}: {taken} is a file, not a folder"
 
 
+def test_a_seeds_setting_folder_is_not_overwritten_or_read_as_one_run(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    """A single-seed `train --overwrite` (--seeds forgotten) used to delete every seed's run."""
+    base = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), output_dir=str(tmp_path / "ck"))
+    for seed in (1, 2):
+        config = ExperimentConfig.from_dict({**base.to_dict(), "seed": seed, "seed_folder": True})
+        write_json(config.run_dir / CONFIG, checkpoint_record(config, {}))
+    setting = base.setting_dir
+
+    assert error_line("train", meld_dir, "--text-model", tiny_bert, "--output-dir", tmp_path / "ck", "--overwrite") == (
+        f"error: {setting}: holds the runs of `train --seeds`; train with --seeds, or pass another --output-dir for a single run")
+    assert sorted(p.name for p in setting.iterdir()) == ["seed-1", "seed-2"]
+    assert error_line("predict", setting, "--text", "okay") == (
+        f"error: {setting}: holds one run per seed (seed-1, seed-2); give one of them, e.g. {setting / 'seed-1'}")
+
+
 def test_existing_checkpoint_needs_overwrite_or_resume(meld_dir: Path, tmp_path: Path, tiny_bert: Path) -> None:
     run_dir = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="F", output_dir=str(tmp_path / "ck")).run_dir
     run_dir.mkdir(parents=True)
