@@ -86,7 +86,8 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
 
 
 def write_confusion(path: Path, confusion: "list[list[int]]", names: list[str], title: str) -> None:
-    """The confusion picture, or a warning when matplotlib (the `plots` extra) is missing."""
+    """The confusion picture, or a warning when matplotlib (the `plots` extra) is missing; then
+    an earlier evaluation's picture is removed, as it would not show this one."""
     try:
         from recognize.plots import write_confusion_picture
 
@@ -94,6 +95,7 @@ def write_confusion(path: Path, confusion: "list[list[int]]", names: list[str], 
     except ModuleNotFoundError as error:
         if error.name != "matplotlib":
             raise
+        path.unlink(missing_ok=True)
         warnings.warn(f"no {path.name}: matplotlib is not installed (pip install 'emotion-recognize[plots]')", stacklevel=2)
 
 

@@ -131,8 +131,9 @@ def test_eval_writes_the_per_class_table_and_the_confusion_picture(seeded):
     assert normalised.tolist() == [[0.75, 0.25], [0.0, 0.0]]
 
 
-def test_eval_without_matplotlib_names_only_the_files_it_wrote(seeded, tmp_path, monkeypatch):
+def test_eval_without_matplotlib_removes_an_old_picture_and_names_only_the_files_it_wrote(seeded, tmp_path, monkeypatch):
     folder = shutil.copytree(seeded / "seed-1", tmp_path / "seed-1")
+    (folder / "confusion-dev.png").write_bytes(b"an earlier evaluation's picture")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plots extra were not installed
     result = CliRunner().invoke(app, ["eval", str(folder), "--split", "dev"])
     assert result.exit_code == 0, result.output
