@@ -218,6 +218,7 @@ def predict_command(
     speaker: str = typer.Option("", "--speaker", help="The utterance's speaker (used with dialogue context)."),
     input_file: Optional[Path] = typer.Option(None, "--input", help="A CSV of utterances (columns Utterance, Audio, Video as the model needs; Speaker, Dialogue_ID, Utterance_ID optional)."),
     output: Optional[Path] = typer.Option(None, "--output", help="With --input: write the predictions CSV here (default: print it)."),
+    mask_missing: bool = typer.Option(False, "--mask-missing", help="Mask the audio or video the model takes where none is given (a T+A model on text alone; an --input row with an empty or no Audio/Video cell), as eval masks a missing clip."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Class probabilities for one utterance, or for each row of a CSV, from a trained checkpoint."""
@@ -228,7 +229,7 @@ def predict_command(
     if input_file is not None:
         if text is not None or audio is not None or video is not None or context:
             raise RecognizeError("--input: give utterances either in the CSV or with --text/--audio/--video, not both")
-        table = predict_file(checkpoint, input_file, trust_remote_code=trust_remote_code).to_csv(index=False)
+        table = predict_file(checkpoint, input_file, mask_missing=mask_missing, trust_remote_code=trust_remote_code).to_csv(index=False)
         if output is None:
             print(table, end="")
         else:
@@ -239,7 +240,7 @@ def predict_command(
         raise RecognizeError("--output: only with --input (a single utterance's probabilities are printed)")
     probabilities = predict_utterance(checkpoint, text=text, audio=None if audio is None else str(audio),
                                       video=None if video is None else str(video), context=context or [], speaker=speaker,
-                                      trust_remote_code=trust_remote_code)
+                                      mask_missing=mask_missing, trust_remote_code=trust_remote_code)
     title = run_label(checkpoint) + (f": {text!r}" if text is not None else "")
     table = Table(title=escape(title), title_justify="left")
     table.add_column("class")

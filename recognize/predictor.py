@@ -30,10 +30,11 @@ INPUT_COLUMNS = {"T": "Utterance", "A": "Audio", "V": "Video"}
 
 def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: Optional[str] = None,
                       video: Optional[str] = None, context: "list[str] | None" = None, speaker: str = "",
-                      trust_remote_code: bool = False) -> dict[str, float]:
+                      mask_missing: bool = False, trust_remote_code: bool = False) -> dict[str, float]:
     """Class name -> probability for one utterance; `context` holds the utterances before
-    it, oldest first (each may read "Speaker: text"). Model code from a repository runs only
-    with `trust_remote_code`."""
+    it, oldest first (each may read "Speaker: text"). With `mask_missing`, an audio or video
+    input the model takes but that is not given is masked, as `eval` masks a missing clip.
+    Model code from a repository runs only with `trust_remote_code`."""
     given = {"T": text, "A": audio, "V": video}
     context = context or []
     rows = pd.DataFrame({"dialogue_id": 0, "speaker": [""] * len(context) + [speaker],
@@ -42,13 +43,16 @@ def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: O
     clip_places = {m: {Path(given[m]): INPUT_FLAGS[m]} for m in ("A", "V") if given[m] is not None}
     names, probabilities = _probabilities(folder, rows, paths, dict(INPUT_FLAGS), clip_places,
                                           given={m for m, v in given.items() if v is not None}, has_context=bool(context),
-                                          trust_remote_code=trust_remote_code)
+                                          mask_missing=mask_missing, trust_remote_code=trust_remote_code)
     return dict(zip(names, probabilities[-1].tolist()))
 
 
-def predict_file(folder: "str | Path", path: "str | Path", trust_remote_code: bool = False) -> pd.DataFrame:
-    """The rows of the CSV `path` with a `prediction` column and a `p_{class}` column per class
-    (model code from a repository runs only with `trust_remote_code`)."""
+def predict_file(folder: "str | Path", path: "str | Path", mask_missing: bool = False,
+                 trust_remote_code: bool = False) -> pd.DataFrame:
+    """The rows of the CSV `path` with a `prediction` column and a `p_{class}` column per class.
+    With `mask_missing`, an Audio or Video column the model reads may be absent, or a cell of
+    it empty: that row's clip is masked, as `eval` masks a missing clip. Model code from a
+    repository runs only with `trust_remote_code`."""
     path = Path(path)
     if not path.is_file():
         raise RecognizeError(f"--input {path}: file not found")
@@ -64,11 +68,11 @@ def predict_file(folder: "str | Path", path: "str | Path", trust_remote_code: bo
         "speaker": raw["Speaker"].fillna("").astype(str).map(repair_text) if "Speaker" in raw.columns else "",
         "text": raw["Utterance"].fillna("").astype(str).map(repair_text) if "T" in given else "",
     }, index=raw.index)
-    clip_places = {m: _clip_places(raw, INPUT_COLUMNS[m], path) for m in ("A", "V") if m in given}
-    paths = {m: [path.parent / p for p in raw[INPUT_COLUMNS[m]]] for m in clip_places}
+    clip_places = {m: _clip_places(raw, INPUT_COLUMNS[m], path, mask_missing) for m in ("A", "V") if m in given}
+    paths = {m: [None if _empty(cell) else path.parent / cell for cell in raw[INPUT_COLUMNS[m]]] for m in clip_places}
     places = {m: f"{path} column {INPUT_COLUMNS[m]}" for m in INPUT_COLUMNS}
     names, probabilities = _probabilities(folder, rows, paths, places, clip_places, given, has_context=False,
-                                          trust_remote_code=trust_remote_code)
+                                          mask_missing=mask_missing, trust_remote_code=trust_remote_code)
     out = raw.copy()
     out["prediction"] = [names[k] for k in probabilities.argmax(-1)]
     for k, name in enumerate(names):
@@ -91,33 +95,44 @@ def _dialogue_order(raw: pd.DataFrame, path: Path) -> np.ndarray:
     return np.lexsort((np.asarray(utterances), dialogues))
 
 
-def _clip_places(raw: pd.DataFrame, column: str, path: Path) -> dict[Path, str]:
+def _clip_places(raw: pd.DataFrame, column: str, path: Path, mask_missing: bool) -> dict[Path, str]:
     """Each clip named in `column` of the CSV `path` -> where an error about it points: the
     first data row (counted from 1, in the file's order) that names it. An empty cell is an
-    error naming its row."""
+    error naming its row, unless `mask_missing`."""
     places: dict[Path, str] = {}
     for index, cell in raw[column].sort_index().items():  # the index is the row's position in the file
         place = f"{path}: row {index + 1}: column {column}"
-        if pd.isna(cell) or not cell.strip():
-            raise RecognizeError(f"{place}: empty")
+        if _empty(cell):
+            if mask_missing:
+                continue
+            raise RecognizeError(f"{place}: empty (--mask-missing masks the clip of such a row)")
         places.setdefault(path.parent / cell, place)
     return places
 
 
+def _empty(cell: Any) -> bool:
+    """Whether a CSV cell names nothing."""
+    return pd.isna(cell) or not str(cell).strip()
+
+
 def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, list[Optional[Path]]],
                    places: dict[str, str], clip_places: dict[str, dict[Path, str]], given: set[str],
-                   has_context: bool, trust_remote_code: bool) -> tuple[list[str], np.ndarray]:
+                   has_context: bool, mask_missing: bool, trust_remote_code: bool) -> tuple[list[str], np.ndarray]:
     """Class names and the probabilities (rows x classes) of the checkpoint in `folder`;
-    `places` names each modality's input, `clip_places` each clip's, in errors."""
+    `places` names each modality's input, `clip_places` each clip's, in errors. With
+    `mask_missing`, audio or video the model takes and `given` lacks is masked in every row."""
     config, _ = read_checkpoint_config(folder)  # inputs are checked before the model loads
     wanted = set(config.modalities)
+    kind = f"{'an' if config.modal.startswith('A') else 'a'} {config.modal} model"
     if given - wanted:
         extra = sorted(given - wanted, key="TAV".index)
-        raise RecognizeError(f"{places[extra[0]]}: {folder} is a {config.modal} model; it has no "
+        raise RecognizeError(f"{places[extra[0]]}: {folder} is {kind}; it has no "
                              f"{'text' if extra[0] == 'T' else 'audio' if extra[0] == 'A' else 'video'} encoder")
-    if wanted - given:
-        missing = sorted(wanted - given, key="TAV".index)[0]
-        raise RecognizeError(f"{places[missing]}: required, {folder} is a {config.modal} model")
+    unmasked = (wanted - given) - ({"A", "V"} if mask_missing else set())
+    if unmasked:
+        missing = sorted(unmasked, key="TAV".index)[0]
+        hint = "" if missing == "T" else " (--mask-missing predicts without it, as eval masks a missing clip)"
+        raise RecognizeError(f"{places[missing]}: required, {folder} is {kind}{hint}")
     if has_context and config.context == 0:
         raise RecognizeError(f"--context: {folder} was trained without dialogue context (--context 0)")
     for clips in clip_places.values():
@@ -126,7 +141,7 @@ def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, li
             raise RecognizeError(f"{clips[absent]}: {absent}: file not found")
     config, record, built = load_trained(folder, trust_remote_code)
     text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in wanted else None
-    media = {m: MediaSource(paths[m], _strict(clip_reader(m, config, built), clip_places[m]))
+    media = {m: MediaSource(paths.get(m, [None] * len(rows)), _strict(clip_reader(m, config, built), clip_places.get(m, {})))
              for m in ("A", "V") if m in wanted}
     dataset = UtteranceDataset(np.zeros(len(rows), dtype=int), text=text, media=media)
     config.workers = 0  # clips are read here, so that a bad one fails with its own one-line error

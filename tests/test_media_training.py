@@ -203,6 +203,8 @@ def test_a_missing_clip_is_masked_so_its_prediction_is_the_heads_bias(runs, medi
     row = next(p for p in predictions if f"dia{p['dialogue_id']}_utt{p['utterance_id']}" == missing)
     labels = json.loads((runs["V-full"] / "config.json").read_text())["labels"]
     assert [float(row[f"p_{label}"]) for label in labels] == pytest.approx(expected, abs=2e-6)
+    masked = predict_utterance(runs["V-full"], mask_missing=True)  # predict masks a clip not given as eval does
+    assert [masked[label] for label in labels] == pytest.approx(expected, abs=2e-6)
 
 
 @pytest.mark.parametrize("cache", [False, True])

@@ -219,9 +219,30 @@ def test_predict_leaves_alone_a_csv_column_the_model_does_not_read(audio_run):
     assert {name: float(table[f"p_{name}"][0]) for name in alone} == pytest.approx(alone, abs=2e-6)
 
 
+def test_predict_mask_missing_masks_an_absent_clip_as_an_empty_cell_and_no_input_alike(audio_run):
+    folder, inputs = audio_run
+    (inputs / "gaps.csv").write_text("Audio,Speaker\nclips/dia1_utt0.flac,Joey\n,Ross\n")
+    (inputs / "none.csv").write_text("Speaker\nRoss\n")
+
+    gaps = predict_file(folder, inputs / "gaps.csv", mask_missing=True)
+    masked = predict_utterance(folder, mask_missing=True)
+    nothing = predict_file(folder, inputs / "none.csv", mask_missing=True)
+
+    alone = predict_utterance(folder, audio=str(inputs / "clips" / "dia1_utt0.flac"))
+    assert {name: float(gaps[f"p_{name}"][0]) for name in alone} == pytest.approx(alone, abs=2e-6)
+    assert {name: float(gaps[f"p_{name}"][1]) for name in alone} == pytest.approx(masked, abs=2e-6)
+    assert {name: float(nothing[f"p_{name}"][0]) for name in alone} == pytest.approx(masked, abs=2e-6)
+    assert masked != pytest.approx(alone, abs=1e-3)
+    result = CliRunner().invoke(app, ["predict", str(folder), "--speaker", "Ross"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"error: --audio: required, {folder} is an A model "
+                                     "(--mask-missing predicts without it, as eval masks a missing clip)")
+
+
 @pytest.mark.parametrize("lines, message", [
     (["Audio"], "--input {csv}: no data rows, only the header"),
-    (["Audio,Speaker", "clips/dia1_utt0.flac,Joey", ",Ross"], "{csv}: row 2: column Audio: empty"),
+    (["Audio,Speaker", "clips/dia1_utt0.flac,Joey", ",Ross"],
+     "{csv}: row 2: column Audio: empty (--mask-missing masks the clip of such a row)"),
     (["Audio", "clips/dia1_utt0.flac", "clips/nowhere.flac"], "{csv}: row 2: column Audio: {clips}/nowhere.flac: file not found"),
     (["Audio,Dialogue_ID", "clips/dia1_utt0.flac,1", "clips/dia1_utt0.flac,"],  # it would share a dialogue with any other
      "{csv}: row 2: Dialogue_ID is empty; give every row its dialogue, or leave the column out"),
