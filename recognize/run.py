@@ -12,7 +12,7 @@ from accelerate.utils import set_seed
 from recognize import checkpoint as ckpt
 from recognize.builder import build_model, eval_loader, fusion_for, has_split, load_rows, make_split, media_note, train_loader
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig, cli_flag
-from recognize.dataset.meld import data_fingerprint
+from recognize.dataset.meld import data_fingerprint, disagreeing_labels
 from recognize.engine import TRAINED, class_weights, fit, process_state
 from recognize.epoch_log import check_log
 from recognize.errors import RecognizeError
@@ -71,6 +71,12 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     if absent:
         distributed.print(f"warning: no training row is labelled {', '.join(absent)}: the model cannot learn "
                           f"{'that class' if len(absent) == 1 else 'those classes'}")
+    disagreeing = disagreeing_labels(train_split.rows)
+    if len(disagreeing):
+        first = disagreeing.iloc[0]
+        distributed.print(f"warning: {len(disagreeing)} training row(s) pair an emotion with a sentiment MELD never gives it "
+                          f"(e.g. Dialogue_ID {first['dialogue_id']}, Utterance_ID {first['utterance_id']}: {first['emotion']}, "
+                          f"{first['sentiment']}); check the CSV's Emotion and Sentiment columns")
     extra: dict[str, Any] = {"lineage": lineage}
     teacher_width = 0
     if config.teacher:

@@ -6,9 +6,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from recognize.dataset.meld import csv_path, label_ids, load_split, repair_text
+from recognize.dataset.meld import csv_path, disagreeing_labels, label_ids, load_split, repair_text
 from recognize.errors import RecognizeError
 from recognize.labels import EMOTIONS
 
@@ -256,7 +257,15 @@ def real_train():
 @needs_real_meld
 @pytest.mark.parametrize(("split", "size"), [("train", 9989), ("dev", 1109), ("test", 2610)])
 def test_real_split_sizes(split: str, size: int) -> None:
-    assert len(load_split(REAL_MELD, split)) == size
+    rows = load_split(REAL_MELD, split)
+    assert len(rows) == size
+    assert disagreeing_labels(rows).empty  # MELD gives each emotion its sentiments (surprise either way): no warning
+
+
+def test_a_sentiment_meld_never_gives_its_emotion_is_found() -> None:
+    rows = pd.DataFrame({"emotion": ["joy", "surprise", "surprise", "anger", "neutral", "fear"],
+                         "sentiment": ["negative", "positive", "negative", "negative", "positive", "negative"]})
+    assert disagreeing_labels(rows).index.tolist() == [0, 4]
 
 
 @needs_real_meld

@@ -183,19 +183,25 @@ def test_a_run_killed_in_its_test_evaluation_resumes_to_it_without_training_agai
     assert not (resumed / "state").exists()
 
 
-def test_a_training_split_without_some_classes_is_warned_about(meld_dir, tiny_bert, tmp_path):
+def test_a_training_split_without_some_classes_or_with_unmeld_label_pairs_is_warned_about(meld_dir, tiny_bert, tmp_path):
     data = tmp_path / "MELD"
     shutil.copytree(meld_dir, data)
     train_csv = data / "train_sent_emo.csv"
     rows = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
     rows.loc[rows["Emotion"].isin(["disgust", "fear"]), ["Emotion", "Sentiment"]] = ["anger", "negative"]
+    joy = rows.index[rows["Emotion"] == "joy"][:2]
+    rows.loc[joy, "Sentiment"] = "negative"  # a sentiment MELD never gives joy
     rows.to_csv(train_csv, index=False)
+    first = rows.loc[joy].astype({"Dialogue_ID": int, "Utterance_ID": int}).sort_values(["Dialogue_ID", "Utterance_ID"]).iloc[0]
 
     result = CliRunner().invoke(app, ["train", str(data), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "1",
                                       "--output-dir", str(tmp_path / "ck")])
 
     assert result.exit_code == 0, result.output
     assert "warning: no training row is labelled disgust, fear: the model cannot learn those classes" in result.output
+    assert (f"warning: 2 training row(s) pair an emotion with a sentiment MELD never gives it (e.g. Dialogue_ID "
+            f"{first['Dialogue_ID']}, Utterance_ID {first['Utterance_ID']}: joy, negative); check the CSV's Emotion and "
+            "Sentiment columns") in " ".join(result.output.split())
 
 
 def test_init_from_carries_a_full_tuning_stage_into_a_frozen_stage(runs, meld_dir, tiny_bert, tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recognize.errors import RecognizeError
-from recognize.labels import CSV_COLUMN, LABELS
+from recognize.labels import CSV_COLUMN, LABELS, SENTIMENTS_OF_EMOTION
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 REQUIRED_COLUMNS: tuple[str, ...] = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
@@ -99,6 +99,13 @@ def label_ids(rows: pd.DataFrame, task: str) -> np.ndarray:
     """The class index of every row for `task`, in the fixed order of `recognize.labels`."""
     index = {name: i for i, name in enumerate(LABELS[task])}
     return rows[task].map(index).to_numpy(dtype=np.int64)
+
+
+def disagreeing_labels(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows (of `load_split`) whose sentiment is not one MELD gives their emotion (joy and
+    negative, say): an edited or shifted label column."""
+    allowed = [sentiment in SENTIMENTS_OF_EMOTION[emotion] for emotion, sentiment in zip(rows["emotion"], rows["sentiment"])]
+    return rows[~np.asarray(allowed, dtype=bool)]
 
 
 def data_fingerprint(root: "str | Path") -> str:
