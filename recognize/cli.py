@@ -22,7 +22,9 @@ from rich.table import Table
 from recognize.config import ExperimentConfig, cli_flag
 from recognize.errors import RecognizeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich_markup_mode=None: click's plain help, which wraps long defaults (model ids, paths) in a
+# column twice as wide as rich's panels give them, where rich cut them short at 80 columns
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Multimodal emotion recognition on MELD: prepare data, train, evaluate, report, predict, cache features, demo.")
 console = Console(quiet=os.environ.get("RANK", "0") != "0")
 """Results go to the terminal once: under torchrun / accelerate launch, only rank 0 prints them."""
@@ -177,7 +179,7 @@ def _print_comparison(folder_a: Path, a: dict[str, Any], folder_b: Path, b: dict
 @app.command("report")
 @_fail_cleanly
 def report_command(
-    checkpoints: Path = typer.Argument(Path("checkpoints"), metavar="[CHECKPOINTS_DIR]", help="Folder searched (recursively) for checkpoint folders."),
+    checkpoints: Path = typer.Argument(Path("checkpoints"), metavar="CHECKPOINTS_DIR", help="Folder searched (recursively) for checkpoint folders."),
     format: str = typer.Option("markdown", "--format", help="Table format: markdown or csv."),
     split: str = typer.Option("test", "--split", help="Split whose scores are shown: test, dev, or any split `eval` was run on."),
     output: Optional[Path] = typer.Option(None, "--output", help="Also write the table to this file."),
@@ -251,7 +253,7 @@ def predict_command(
 
 
 CACHE_DIR_HELP = "Feature cache folder (default: $EMOTION_RECOGNIZE_CACHE, else ~/.cache/emotion-recognize)."
-cache_app = typer.Typer(no_args_is_help=True, help="The feature cache of frozen encoders: list, clear, build.")
+cache_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The feature cache of frozen encoders: list, clear, build.")
 app.add_typer(cache_app, name="cache")
 
 
@@ -280,7 +282,7 @@ def cache_list_command(
 @cache_app.command("clear")
 @_fail_cleanly
 def cache_clear_command(
-    pattern: str = typer.Argument("", metavar="[PATTERN]", help="Only entries whose file name contains this (see `cache ls`)."),
+    pattern: str = typer.Argument("", metavar="PATTERN", help="Only entries whose file name contains this (see `cache ls`)."),
     every: bool = typer.Option(False, "--all", help="Remove every entry (rebuilding a video model's takes hours)."),
     cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:

@@ -34,6 +34,14 @@ def test_module_and_script_forms_show_the_commands(command):
     assert all(name in result.stdout for name in ("train", "eval", "demo"))
 
 
+def test_help_in_80_columns_shows_long_defaults_whole():
+    result = CliRunner().invoke(app, ["train", "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    help_text = " ".join(result.output.split())
+    assert "…" not in help_text and "$EMOTION_RECOGNIZE_CACHE" in help_text
+    assert "google/vivit-b-16x2-kinetics400" in help_text and "sentence-transformers/all- mpnet-base-v2" in help_text
+
+
 def test_demo_trains_and_evaluates_well_above_chance(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path), "--epochs", "4"])
     assert result.exit_code == 0, result.output
