@@ -28,7 +28,7 @@ from recognize.config import ExperimentConfig
 from recognize.epoch_log import EpochLog
 from recognize.errors import RecognizeError, first_line
 from recognize.metrics import classification_metrics
-from recognize.model.modes import checkpoint_state
+from recognize.model.modes import checkpoint_state, running_statistics
 from recognize.objective import LabelObjective
 
 LOG_EVERY_STEPS = 20
@@ -186,12 +186,14 @@ def fit(
 
 
 def check_finite(model: torch.nn.Module, epoch: int, loss: float) -> None:
-    """Fail when training has diverged: a weight of `model` is NaN or infinite after epoch
-    `epoch` (1-based). Its predictions would be argmax over NaN, the first class for every
-    row, scored and saved like a trained model's. A non-finite loss alone is not enough:
-    under fp16 the gradient scaler skips such a step and the weights stay whole."""
-    finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
-    if not finite.item():  # one device sync
+    """Fail when training has diverged: a trained weight or batch-norm running statistic of
+    `model` is NaN or infinite after epoch `epoch` (1-based). Its predictions would be argmax
+    over NaN, the first class for every row, scored and saved like a trained model's. A
+    non-finite loss alone is not enough: under fp16 the gradient scaler skips such a step
+    and the weights stay whole."""
+    # what training changes: the parameters that train and the batch norms' running statistics
+    trained = [*(p.detach() for p in model.parameters() if p.requires_grad), *running_statistics(model).values()]
+    if trained and not torch.stack([tensor.isfinite().all() for tensor in trained]).all().item():  # one device sync
         raise RecognizeError(f"epoch {epoch}: training diverged (mean loss {loss:.4g}; the model's weights are no longer "
                              "finite); lower --lr (or --head-lr) and train again with --overwrite")
 

@@ -17,17 +17,17 @@ from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig,
                           WhisperConfig, WhisperFeatureExtractor, WhisperModel)
 
 from recognize import ExperimentConfig
-from recognize.builder import build_model, eval_loader
+from recognize.builder import build_model, eval_loader, load_matching
 from recognize.dataset.audio import AudioFeatures, minimum_samples
 from recognize.dataset.loader import MediaSource, UtteranceDataset
 from recognize.dataset.text import pad_text
 from recognize.dataset.video import VideoFrames
 from recognize.errors import RecognizeError
-from recognize.engine import predict_loader
+from recognize.engine import check_finite, predict_loader
 from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer,
                                       resolve_pooling)
-from recognize.model.modes import apply_mode, checkpoint_state
+from recognize.model.modes import apply_mode, checkpoint_state, running_statistics
 from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_video_processor
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -334,6 +334,38 @@ def test_the_checkpoint_keeps_the_batch_norm_statistics_that_training_updated(tm
     assert changed <= set(checkpoint_state(trained))
     with torch.no_grad():
         assert torch.allclose(trained.eval()(batch), reloaded.eval()(batch), atol=1e-6)
+
+
+def test_a_frozen_stage_keeps_the_batch_norm_statistics_it_took_from_a_trained_one_after_moving(tmp_path):
+    """A frozen stage initialised from a full run takes that run's batch-norm statistics and
+    stores them; moving the model (to a GPU, or here to float64 and back: either way every
+    buffer becomes a new tensor) must not lose them."""
+    folder = save_speech_model(tmp_path / "conformer", "wav2vec2-conformer")
+    source = EmotionModel({"A": AudioEncoder(load_backbone(str(folder)))}, num_labels=7, dropout=0.0)
+    apply_mode(source, "full")
+    source.train()({"A": AudioFeatures(str(folder))(waves())})  # the statistics move away from the backbone's
+    stage = EmotionModel({"A": AudioEncoder(load_backbone(str(folder)))}, num_labels=7, dropout=0.0)
+    apply_mode(stage, "frozen")
+
+    loaded = load_matching(stage, checkpoint_state(source))
+    stage.double().float()
+
+    statistics = {name for name in running_statistics(source) if name.startswith("encoders.")}
+    assert statistics and statistics <= set(loaded)
+    stored = checkpoint_state(stage)
+    for name in statistics:
+        assert torch.equal(stored[name], dict(stage.named_buffers())[name]) and torch.equal(stored[name], running_statistics(source)[name])
+
+
+def test_a_nan_running_statistic_is_divergence_as_a_nan_weight_is(tmp_path):
+    folder = save_speech_model(tmp_path / "conformer", "wav2vec2-conformer")
+    model = EmotionModel({"A": AudioEncoder(load_backbone(str(folder)))}, num_labels=7, dropout=0.0)
+    apply_mode(model, "full")
+    check_finite(model, 1, 0.5)
+    next(iter(running_statistics(model).values())).fill_(float("nan"))  # the statistics are saved and used in evaluation
+
+    with pytest.raises(RecognizeError, match=r"^epoch 2: training diverged \(mean loss 0.5;"):
+        check_finite(model, 2, 0.5)
 
 
 def test_an_image_processor_that_makes_frames_of_another_size_than_the_model_takes_is_refused(tmp_path):

@@ -34,6 +34,7 @@ LORA_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, Conv1D)
 """The layer types LoRA adapts: linear maps, and GPT-2's Conv1D (a linear map stored transposed)."""
 
 INITIALISED_FLAG = "initialised_from_checkpoint"
+INITIALISED_BUFFERS = "initialised_buffers"
 
 
 def lora_targets(backbone: nn.Module) -> list[str]:
@@ -95,7 +96,8 @@ def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
     running statistics that training updates (`running_statistics`), plus those loaded from an
     earlier checkpoint (`--init-from`), which its model id alone lacks."""
     state = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad or getattr(p, INITIALISED_FLAG, False)}
-    state.update({name: b.detach() for name, b in model.named_buffers() if getattr(b, INITIALISED_FLAG, False)})
+    state.update({name: buffer.detach() for name, buffer, module in _named_buffers(model)
+                  if name.rsplit(".", 1)[-1] in getattr(module, INITIALISED_BUFFERS, ())})
     state.update(running_statistics(model))
     return state
 
@@ -124,8 +126,20 @@ def unstored_digest(model: nn.Module, stored: "set[str]") -> str:
 
 def mark_initialised(model: nn.Module, names: "set[str] | list[str]") -> None:
     """Flag the parameters and buffers `names` as loaded from an earlier checkpoint (kept by
-    `checkpoint_state`; the flag survives peft wrapping, which keeps the same tensors)."""
+    `checkpoint_state`). A parameter carries the flag itself, which survives peft wrapping
+    (the same tensors) and moves between devices (the same Parameter, new data); a buffer is
+    replaced by a new tensor on each move, so its module holds the names of its flagged ones."""
     wanted = set(names)
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+    for name, parameter in model.named_parameters():
         if name in wanted:
-            setattr(tensor, INITIALISED_FLAG, True)
+            setattr(parameter, INITIALISED_FLAG, True)
+    for name, _, module in _named_buffers(model):
+        if name in wanted:
+            setattr(module, INITIALISED_BUFFERS, {*getattr(module, INITIALISED_BUFFERS, ()), name.rsplit(".", 1)[-1]})
+
+
+def _named_buffers(model: nn.Module) -> "list[tuple[str, torch.Tensor, nn.Module]]":
+    """Every buffer of `model`: its full name, the tensor and the module that holds it."""
+    return [(f"{module_name}.{name}" if module_name else name, buffer, module)
+            for module_name, module in model.named_modules()
+            for name, buffer in module.named_buffers(recurse=False) if buffer is not None]
