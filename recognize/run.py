@@ -145,8 +145,11 @@ def _exists(run_dir: Path) -> RecognizeError:
     (whose name may be the same for other settings)."""
     latest = run_dir / ckpt.STATE / "latest.json"
     if latest.is_file():
-        epoch = ckpt.read_json(latest)["folder"].removeprefix("epoch-")
-        return RecognizeError(f"{run_dir}: checkpoint folder exists, holding a run interrupted after epoch {epoch}; "
+        try:
+            after = f" after epoch {ckpt.read_json(latest)['folder'].removeprefix('epoch-')}"
+        except (RecognizeError, KeyError, TypeError, AttributeError):  # damaged: --resume says how
+            after = ""
+        return RecognizeError(f"{run_dir}: checkpoint folder exists, holding a run interrupted{after}; "
                               "pass --resume to continue it or --overwrite to start afresh")
     if (run_dir / ckpt.METRICS).is_file():
         return RecognizeError(f"{run_dir}: checkpoint folder exists, holding a finished run; pass --overwrite to replace "
@@ -162,6 +165,13 @@ def _check_output_dir(folder: Path) -> None:
             if not place.is_dir():
                 raise RecognizeError(f"--output-dir {folder}: {place} is a file, not a folder")
             return
+
+
+def _shown(value: Any) -> str:
+    """A setting's value in a message: "default" for None, a list comma-joined ("none" when empty)."""
+    if value is None:
+        return "default"
+    return (",".join(map(str, value)) or "none") if isinstance(value, list) else str(value)
 
 
 def _finished(run_dir: Path, config: ExperimentConfig) -> bool:
@@ -192,9 +202,7 @@ def _check_same_settings(run_dir: Path, config: ExperimentConfig) -> None:
     differs = [k for k, v in config.to_dict().items() if v != getattr(saved, k) and k not in RESULT_NEUTRAL
                and k != "output_dir" and not (k == "pooling" and v == "auto")]  # a moved folder resumes too
     if differs:
-        shown = {None: "default"}
-        changes = ", ".join(f"{cli_flag(k)} {shown.get(getattr(saved, k), getattr(saved, k))} -> "
-                            f"{shown.get(getattr(config, k), getattr(config, k))}" for k in differs)
+        changes = ", ".join(f"{cli_flag(k)} {_shown(getattr(saved, k))} -> {_shown(getattr(config, k))}" for k in differs)
         longer = ("; to train a finished run longer, start a stage from it (--init-from): the learning-rate "
                   "schedule spans the epochs" if "epochs" in differs else "")
         raise RecognizeError(f"{run_dir}: --resume needs the earlier run's settings; these differ: {changes}{longer}")

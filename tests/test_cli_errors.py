@@ -165,6 +165,10 @@ def test_existing_checkpoint_needs_overwrite_or_resume(meld_dir: Path, tmp_path:
     line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--output-dir", tmp_path / "ck")
     assert line == (f"error: {run_dir}: checkpoint folder exists, holding a run interrupted after epoch 2; "
                     "pass --resume to continue it or --overwrite to start afresh")
+    (run_dir / "state" / "latest.json").write_text("[]")  # damaged: still one line
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", "frozen", "--output-dir", tmp_path / "ck")
+    assert line == (f"error: {run_dir}: checkpoint folder exists, holding a run interrupted; "
+                    "pass --resume to continue it or --overwrite to start afresh")
 
     shutil.rmtree(run_dir / "state")
     (run_dir / "metrics.json").write_text("{}")

@@ -234,6 +234,21 @@ def test_a_row_with_more_or_fewer_fields_than_the_header_names_its_line(tmp_path
                                     "(a comma, quote or line break in a text that is not quoted?)")
 
 
+def test_a_quote_never_closed_in_a_long_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = csv_path(tmp_path, "train")  # csv's field limit (128 KB) is met before the end of the file
+    path.write_text(header_line() + '1,"Oh no,Ross,neutral,neutral,0,0,3,7,a,b\n' + ROW * 15000)
+
+    assert load_error(tmp_path) == (f"{path}: line 2: not a readable CSV (field larger than field limit (131072); "
+                                    "a quote that is never closed?)")
+
+
+def test_a_line_of_spaces_is_passed_over_as_pandas_does(tmp_path: Path) -> None:
+    path = csv_path(tmp_path, "train")
+    path.write_text(header_line() + ROW + "   \n" + ROW.replace(",0,1,", ",0,2,"))
+
+    assert load_split(tmp_path, "train")["utterance_id"].tolist() == [1, 2]
+
+
 def test_a_column_the_header_names_twice_is_an_error(tmp_path: Path) -> None:
     path = csv_path(tmp_path, "train")
     path.write_text(header_line((*HEADER[:-1], "Emotion")) + ROW)  # pandas read the first, renamed the second Emotion.1

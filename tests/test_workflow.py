@@ -6,6 +6,7 @@ cross-validation folds that keep dialogues whole, and TensorBoard logs."""
 
 import csv
 import json
+import re
 import shutil
 import statistics
 import sys
@@ -89,6 +90,9 @@ def test_seeds_resume_keeps_finished_seeds_and_resumes_the_interrupted_one(seede
     with pytest.raises(RecognizeError, match=rf"these differ: --epochs {config.epochs} -> {config.epochs + 1}; to train a "
                                              r"finished run longer, start a stage from it \(--init-from\)"):
         train_seeds(longer, [1, 2], resume=True)
+    stage = ExperimentConfig.from_dict({**config.to_dict(), "init_from": [str(seeded / "seed-1")]})  # a list setting
+    with pytest.raises(RecognizeError, match=rf"these differ: --init-from none -> {re.escape(str(seeded / 'seed-1'))}$"):
+        train_seeds(stage, [1, 2], resume=True)
 
 
 def test_a_later_stage_with_seeds_starts_each_seed_from_the_same_seed(seeded):

@@ -166,11 +166,14 @@ def check_fields(text: str, path: Path) -> None:
         named_width -= 1
     widths = {len(header), named_width}  # a header ending in commas: rows may leave those unnamed columns out
     line = records.line_num
-    for record in records:
-        if record and len(record) not in widths:
-            raise RecognizeError(f"{path}: line {line + 1}: {len(record)} fields where the header has {len(header)} "
-                                 "(a comma, quote or line break in a text that is not quoted?)")
-        line = records.line_num
+    try:
+        for record in records:
+            if any(field.strip() for field in record) and len(record) not in widths:  # blank lines are passed over
+                raise RecognizeError(f"{path}: line {line + 1}: {len(record)} fields where the header has {len(header)} "
+                                     "(a comma, quote or line break in a text that is not quoted?)")
+            line = records.line_num
+    except csv.Error as error:  # e.g. a quote never closed, reading the rest of a long file as one field
+        raise RecognizeError(f"{path}: line {line + 1}: not a readable CSV ({error}; a quote that is never closed?)") from None
 
 
 MAX_ID = 2**31 - 1
