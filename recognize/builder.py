@@ -69,9 +69,11 @@ MODEL_FLAGS = {"T": "--text-model", "A": "--audio-model", "V": "--video-model"}
 """The option that names each modality's encoder, quoted in load errors."""
 
 
-def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor] | None" = None) -> Built:
+def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor] | None" = None,
+                new_run: bool = True) -> Built:
     """Load the backbones and preprocessors, resolve `auto` pooling into `config`, load
-    `init_weights` (names and shapes that match), then apply the training mode."""
+    `init_weights` (names and shapes that match), then apply the training mode; `new_run`
+    False: the model of a saved checkpoint, whose settings were checked when it trained."""
     fusion_class = fusion_for(config)
     built = Built(model=None)  # type: ignore[arg-type]
     encoders: dict[str, nn.Module] = {}
@@ -82,7 +84,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
         if modality == "T":
             built.tokenizer = load_tokenizer(model_id, config.trust_remote_code)
             check_text_fits(model_id, built.tokenizer, backbone.config, config.max_length)
-            config.pooling = resolve_pooling(model_id, backbone.config.model_type, config.pooling)
+            config.pooling = resolve_pooling(model_id, backbone.config.model_type, config.pooling, new_run)
             encoders["T"] = TextEncoder(backbone, config.pooling)
         elif modality == "A":
             built.audio = AudioFeatures(model_id, config.trust_remote_code, minimum_samples(backbone.config))
@@ -209,8 +211,8 @@ def eval_loader(config: ExperimentConfig, built: Built, dataset: UtteranceDatase
     sorted to 1.1x). Every batch carries its rows' "index"; readers put rows back in order.
 
     A speech encoder that hears a padded clip's padding (group-norm models such as
-    wav2vec2-base, which take no attention mask, and data2vec-audio, whose positional
-    convolutions carry the padding into the clip) would give a row an output that depends
+    wav2vec2-base, which take no attention mask, and data2vec-audio and Wav2Vec2-Conformer,
+    whose convolutions carry the padding into the clip) would give a row an output that depends
     on the rows batched with it: it gets one row per batch, and eval, predict, the feature
     cache and a run on several GPUs give every row the same output at any batch size."""
     lengths = dataset.lengths()

@@ -245,9 +245,15 @@ def uses_cache(config: ExperimentConfig) -> bool:
 
 def masked_yet_clip_by_clip(encoder: Any) -> bool:
     """Whether `encoder` is a speech encoder that takes a mask yet runs one clip at a time
-    (data2vec-audio, since 2026-11-27; batched before): keys of vectors it computes say so,
+    (data2vec-audio, Wav2Vec2-Conformer, since 2026-11-27; batched before): keys of vectors it computes say so,
     so that entries built in batches are not served."""
     return getattr(encoder, "pass_mask", False) and not encoder.padding_free
+
+
+def tokens_digest(tokens: "list[dict[str, list[int]]]") -> str:
+    """A digest of a split's token ids: a key that holds it follows any change in how rows are
+    tokenised (a tokenizer's files, the toolkit's own joining of context and utterance)."""
+    return hashlib.blake2b(json.dumps(tokens).encode(), digest_size=16).hexdigest()
 
 
 def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str, clips: "list[Optional[Path]] | None",
@@ -269,7 +275,7 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
         key["preprocessing"] = {"tokenizer": type(tokenizer).__name__, "vocabulary": hashlib.blake2b(vocabulary.encode(), digest_size=16).hexdigest(),
                                 "context": config.context, "max_length": config.max_length, "pooling": config.pooling}
         if tokens is not None:
-            key["preprocessing"]["tokens"] = hashlib.blake2b(json.dumps(tokens).encode(), digest_size=16).hexdigest()
+            key["preprocessing"]["tokens"] = tokens_digest(tokens)
     elif modality == "A":
         key["preprocessing"] = {"extractor": built.audio.extractor.to_json_string(), "max_seconds": config.max_audio_seconds}
         if masked_yet_clip_by_clip(encoder):

@@ -128,24 +128,21 @@ class ExperimentConfig:
 
     def _check_numbers(self) -> None:
         """Range checks of the numeric flags, each failing with a one-line error naming its flag."""
-        def flag(name: str) -> str:
-            return "--" + name.replace("_", "-")
-
         if not (math.isfinite(self.max_audio_seconds) and self.max_audio_seconds > 0):
             raise RecognizeError(f"--max-audio-seconds: must be positive, got {self.max_audio_seconds}")
         for name in ("lr", "head_lr", "weight_decay", "grad_clip"):  # a learning rate of 0: a run that does not learn
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
-                raise RecognizeError(f"{flag(name)}: must be 0 or more, got {value}")
+                raise RecognizeError(f"{cli_flag(name)}: must be 0 or more, got {value}")
         for name in ("dropout", "lora_dropout", "warmup"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise RecognizeError(f"{flag(name)}: a fraction in [0, 1), got {getattr(self, name)}")
+                raise RecognizeError(f"{cli_flag(name)}: a fraction in [0, 1), got {getattr(self, name)}")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "fusion_dim", "lmf_rank"):
             if getattr(self, name) < 1:
-                raise RecognizeError(f"{flag(name)}: must be at least 1, got {getattr(self, name)}")
+                raise RecognizeError(f"{cli_flag(name)}: must be at least 1, got {getattr(self, name)}")
         for name in ("context", "patience"):
             if getattr(self, name) < 0:
-                raise RecognizeError(f"{flag(name)}: must be 0 or more, got {getattr(self, name)}")
+                raise RecognizeError(f"{cli_flag(name)}: must be 0 or more, got {getattr(self, name)}")
         if self.workers < -1:
             raise RecognizeError(f"--workers: 0 or more, or -1 for automatic, got {self.workers}")
         highest = MAX_SEED - (self.epochs - 1)  # epoch k seeds numpy with seed + k

@@ -184,7 +184,6 @@ def fit(
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
 
 
-
 def check_finite(model: torch.nn.Module, epoch: int, loss: float) -> None:
     """Fail when training has diverged: a trained weight or batch-norm running statistic of
     `model` is NaN or infinite after epoch `epoch` (1-based). Its predictions would be argmax
@@ -216,8 +215,9 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
     model.train()
     criterion = accelerator.unwrap_model(objective)
     needs_embedding = criterion.needs_embedding
-    # with accumulation or class weights, each step follows the loss of its window's rows on all processes together
-    windowed = config.grad_accum > 1 or criterion.class_weights is not None
+    # with accumulation, or class weights on several processes, each step follows the loss of its window's rows on all
+    # processes together (class weights on one process: weighted cross-entropy's own mean is that already)
+    windowed = config.grad_accum > 1 or (criterion.class_weights is not None and accelerator.num_processes > 1)
     parameters = [*model.parameters(), *objective.parameters()]
     loss_sum = torch.zeros((), device=accelerator.device)
     window_weight = torch.zeros((), device=accelerator.device)

@@ -37,7 +37,7 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
         raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
     ckpt.check_finished(folder)
     weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
-    built = build_model(config)
+    built = build_model(config, new_run=False)
     try:
         missing, unexpected = built.model.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # shapes that differ: the backbone folder is no longer the one it trained

@@ -64,11 +64,12 @@ class Run:
 
     def setting_fields(self) -> dict[str, Any]:
         """The config values that make its setting: every field but those of NOT_SETTING, the
-        learning rates as used (a default `--lr` is the mode's), and "data", its CSVs'
-        fingerprint (the same CSVs under any path are the same data)."""
+        learning rates as used (a default `--lr` is the mode's; `--head-lr` only where it is not
+        `--lr`), and "data", its CSVs' fingerprint (the same CSVs under any path are the same data)."""
         config = ExperimentConfig.from_dict(self.experiment)
         fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
-        fields.update(lr=config.learning_rate, head_lr=config.head_learning_rate)
+        head_rate = config.head_learning_rate  # the head's own rate only where it differs from the backbones'
+        fields.update(lr=config.learning_rate, head_lr=head_rate if head_rate != config.learning_rate else None)
         return {**fields, "data": self.record.get("data_fingerprint")}
 
     def setting_key(self) -> str:
@@ -223,7 +224,8 @@ def _describe(name: str, row: Row) -> str:
     """`name`'s value in `row` as a flag and its value, or the data folder for "data"."""
     if name == "data":
         return "data " + "/".join(Path(row.data).parts[-2:])
-    return f"{cli_flag(name)} {row.fields.get(name)}"
+    value = row.fields.get(name)
+    return f"{cli_flag(name)} {'default' if value is None else value}"
 
 
 def _setting_header(notes: list[str]) -> list[str]:

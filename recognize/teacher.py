@@ -4,7 +4,7 @@ teacher's own preprocessing and kept in the feature cache, so the student never 
 teacher during training.
 
 The entry's key is the teacher's whole weights (backbones included), its settings, the
-split's CSV and its clips, and the package version. Each output row carries its
+split's CSV, its clips and (for a text teacher) its token ids, and the package version. Each output row carries its
 Dialogue_ID and Utterance_ID; the student's rows are matched to them by those ids, and a
 row without a match is an error, never a silent shift."""
 
@@ -19,10 +19,11 @@ from accelerate.utils import send_to_device
 from recognize import __version__
 from recognize import checkpoint as ckpt
 from recognize.builder import MEDIA_MODALITIES, SplitData, eval_loader, load_rows, make_split
-from recognize.cache import Entry, cache_root, clips_digest, file_digest, masked_yet_clip_by_clip, weights_digest
+from recognize.cache import Entry, cache_root, clips_digest, file_digest, masked_yet_clip_by_clip, tokens_digest, weights_digest
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig
 from recognize.dataset.media import index_media
 from recognize.dataset.meld import csv_path
+from recognize.dataset.text import tokenize_rows
 from recognize.engine import make_accelerator, process_state, resolved_precision
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
@@ -72,7 +73,8 @@ def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOu
     teacher.data, teacher.cache_dir = config.data, config.cache_dir
     rows = load_rows(teacher, split)
     clips = {m: index_media(teacher.data, split, rows, m).paths for m in teacher.modalities if m in MEDIA_MODALITIES}
-    entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips))
+    tokens = tokenize_rows(rows, built.tokenizer, teacher.context, teacher.max_length) if "T" in teacher.modalities else None
+    entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips, tokens))
     state = process_state()
     problem = entry.load(len(rows), TABLES)
     if problem is not None:
@@ -118,8 +120,9 @@ def distillation_record(config: ExperimentConfig, outputs: TeacherOutputs) -> di
 
 
 def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, split: str,
-         clips: "dict[str, list]") -> dict[str, Any]:
-    """The cache key of a teacher's outputs on `split` (see the module docstring)."""
+         clips: "dict[str, list]", tokens: "list[dict[str, list[int]]] | None" = None) -> dict[str, Any]:
+    """The cache key of a teacher's outputs on `split` (see the module docstring); `tokens`,
+    the split's token ids for a teacher that reads text."""
     settings = {k: v for k, v in teacher.to_dict().items() if k not in RESULT_NEUTRAL | {"data", "output_dir"}}
     settings["precision"] = resolved_precision(teacher.precision)  # "auto" computes in bf16 on a GPU, fp32 on a CPU
     key = {"kind": "teacher", "modality": "teacher", "model": str(Path(folder).resolve()), "backbone": record["run_name"],
@@ -128,6 +131,8 @@ def _key(folder: str, teacher: ExperimentConfig, record: dict[str, Any], built, 
            "csv": file_digest(csv_path(teacher.data, split)), "clips": {m: clips_digest(p) for m, p in clips.items()}}
     if any(masked_yet_clip_by_clip(encoder) for encoder in built.model.encoders.values()):
         key["audio_clip_by_clip"] = True
+    if tokens is not None:
+        key["tokens"] = tokens_digest(tokens)
     return key
 
 

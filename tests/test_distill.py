@@ -258,6 +258,10 @@ def test_cached_teacher_outputs_equal_a_live_teacher_pass_and_are_not_recomputed
     key = teacher_module._key(str(distillation["teacher"]), ExperimentConfig.from_dict({**teacher_config.to_dict(), "precision": "auto"}),
                               record, teacher, "train", {})
     assert key["settings"]["precision"] == "no"  # keyed by what "auto" computes in here: full precision on a CPU
+    tokens = [{"input_ids": [2, 7, 3]}]
+    retokenised = teacher_module._key(str(distillation["teacher"]), teacher_config, record, teacher, "train", {},
+                                      [{"input_ids": [2, 7, 9, 3]}])  # same settings, the rows tokenised otherwise
+    assert retokenised != teacher_module._key(str(distillation["teacher"]), teacher_config, record, teacher, "train", {}, tokens)
     rows = load_split(distillation["noisy"], "train")
     some = [0, 5, len(rows) - 1]
     tokens = pad_text([tokenize_rows(rows, teacher.tokenizer, 0, teacher_config.max_length)[i] for i in some], teacher.pad_token_id)

@@ -198,3 +198,17 @@ def test_rows_the_setting_columns_show_alike_name_what_tells_them_apart(tmp_path
     table = csv_table(select_rows(group_runs(find_runs(tmp_path, warn=lambda line: None), warn=lambda line: None)))
     assert table.splitlines()[0].startswith("modality,backbones,fusion,task,training,other settings,n,seeds,")
     assert table.splitlines()[1].startswith("T,all-mpnet-base-v2,,emotion,Full Tuning,--context 0,1,42,60.00,")
+
+
+def test_runs_that_differ_in_lr_alone_are_told_apart_by_lr_alone(tmp_path):
+    text = dict(modal="T", task="emotion", text_model="sentence-transformers/all-mpnet-base-v2", mode="full")
+    for name, rates in {"default": {}, "faster": {"lr": 1e-4}, "head": {"lr": 1e-4, "head_lr": 1e-3}}.items():
+        config = ExperimentConfig(**text, **rates, output_dir=str(tmp_path / name))
+        write_run(config.run_dir, config, scores(0.6, 0.58))
+
+    rows = select_rows(group_runs(find_runs(tmp_path, warn=lambda line: None), warn=lambda line: None))
+
+    assert sorted(other_settings(rows)) == ["--lr 0.0001, --head-lr 0.001", "--lr 0.0001, --head-lr default",
+                                            "--lr 2e-05, --head-lr default"]
+    two = [row for row in rows if row.fields["head_lr"] is None]  # --head-lr not given: it follows --lr, told apart by it alone
+    assert sorted(other_settings(two)) == ["--lr 0.0001", "--lr 2e-05"]

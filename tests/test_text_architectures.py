@@ -99,6 +99,7 @@ def test_a_decoder_only_model_is_mean_pooled_by_default_and_never_cls_pooled(tex
 
     assert resolve_pooling(folder, model_type, "auto") == "mean"
     assert resolve_pooling(folder, model_type, "last") == "last"
+    assert resolve_pooling(folder, model_type, "cls", new_run=False) == "cls"  # a checkpoint saved before the check loads
     assert error_line("train", small_meld, "--text-model", folder, "--pooling", "cls", "--output-dir", tmp_path) == (
         f"error: --pooling cls: {folder} is a decoder-only model ({model_type}), whose first token sees none after it; "
         "pass --pooling mean or --pooling last")

@@ -79,13 +79,14 @@ def is_decoder_only(model_type: str) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
-def resolve_pooling(model_id: str, model_type: str, requested: str) -> str:
+def resolve_pooling(model_id: str, model_type: str, requested: str, new_run: bool = True) -> str:
     """The pooling for a text model: `requested` unless it is "auto"; then the model's own
     (a sentence-transformers folder's 1_Pooling/config.json: mean, CLS or last token; "mean" for a
     sentence-transformers id), else "cls" for BERT-like model types and "mean" for others.
-    CLS pooling of a decoder-only model is an error: its first token sees no other."""
+    CLS pooling of a decoder-only model is an error for a `new_run`: its first token sees no
+    other (a checkpoint trained that way before this check still loads)."""
     pooling = _resolved_pooling(model_id, model_type, requested)
-    if pooling == "cls" and is_decoder_only(model_type):
+    if new_run and pooling == "cls" and is_decoder_only(model_type):
         raise RecognizeError(f"--pooling cls: {model_id} is a decoder-only model ({model_type}), whose first token sees "
                              "none after it; pass --pooling mean or --pooling last")
     return pooling
@@ -185,7 +186,7 @@ class AudioEncoder(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled vectors of a batch of waveforms (or Whisper's log-mel frames). A model that
-        hears the padding beside a clip (one taking no mask, or data2vec-audio) is, where its
+        hears the padding beside a clip (one taking no mask, data2vec-audio, Wav2Vec2-Conformer) is, where its
         weights do not train (frozen mode without the feature cache), run on each clip alone,
         as the cache and evaluation run it, so that its vector never depends on the clips
         batched with it."""
