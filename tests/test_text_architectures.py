@@ -106,6 +106,15 @@ def test_a_decoder_only_model_is_mean_pooled_by_default_and_never_cls_pooled(tex
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name", DECODER_ONLY)
+def test_a_decoder_only_backbone_keeps_no_key_value_cache(text_models, name):
+    backbone = load_backbone(str(text_models[name]))
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        output = backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert output.past_key_values is None  # the config saved with the model asks for one: generation's, not ours
+
+
 def test_a_lora_target_that_matches_nothing_is_an_error_not_silently_dropped(text_models, small_meld, tmp_path):
     assert error_line("train", small_meld, "--text-model", text_models["bert"], "--mode", "lora",
                       "--lora-targets", "query,valu", "--output-dir", tmp_path) == (

@@ -21,7 +21,9 @@ CLS_POOLED_TYPES: frozenset[str] = frozenset(
 def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "--text-model") -> nn.Module:
     """Load a Hugging Face backbone in float32 by id or local folder, from safetensors weights
     only (a pickled `pytorch_model.bin` can run code when loaded); of an encoder-decoder
-    (Whisper), the encoder. A failure names `flag`, the option that takes a local folder."""
+    (Whisper), the encoder; without a decoder's key/value cache (GPT-2, Llama), which would
+    hold every layer's keys and values of each batch for nothing. A failure names `flag`,
+    the option that takes a local folder."""
     folder = Path(model_id)
     if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
         raise RecognizeError(f"{flag} {model_id}: holds only pickled weights (*.bin), and only safetensors are loaded; "
@@ -31,6 +33,8 @@ def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "-
                                           use_safetensors=True)
     except (OSError, ValueError, SafetensorError) as error:
         raise RecognizeError(load_failure("model", model_id, error, flag)) from None
+    if getattr(model.config, "use_cache", False):  # a decoder's key/value cache serves generation, not an encoder
+        model.config.use_cache = False
     return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
 
 
