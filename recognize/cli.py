@@ -283,7 +283,7 @@ def cache_list_command(
 @_fail_cleanly
 def cache_clear_command(
     pattern: str = typer.Argument("", metavar="PATTERN", help="Only entries whose file name contains this (see `cache ls`)."),
-    every: bool = typer.Option(False, "--all", help="Remove every entry (rebuilding a video model's takes hours)."),
+    every: bool = typer.Option(False, "--all", help="Remove every entry (a video model's entries are the slowest to rebuild)."),
     cache_dir: str = typer.Option("", "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Remove cache entries: those whose name contains PATTERN, or all of them with --all."""

@@ -346,6 +346,7 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler,
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
 
+
 TRAINED = "trained.json"
 """In `state/`: training has ended (the best weights are model.safetensors) and only the
 test split's evaluation and metrics.json remain; the run drops `state/` once they are written."""

@@ -37,10 +37,15 @@ class LabelObjective(nn.Module):
         weighted cross-entropy divides by them), else its row count. Gradient accumulation
         sums each batch's loss times this and divides by the window's total, so a window
         steps as one batch of all its rows would."""
-        labels = batch["labels"]
         if self.class_weights is None:
-            return labels.new_full((), len(labels), dtype=torch.float32)  # a fill on the device, no copy from the host
-        return self.class_weights[labels].sum()
+            return row_count(batch)
+        return self.class_weights[batch["labels"]].sum()
+
+
+def row_count(batch: dict) -> torch.Tensor:
+    """The batch's number of rows as a float32 scalar on its device (a fill there, no copy from the host)."""
+    labels = batch["labels"]
+    return labels.new_full((), len(labels), dtype=torch.float32)
 
 
 class DistillObjective(LabelObjective):
@@ -62,7 +67,7 @@ class DistillObjective(LabelObjective):
         """The batch's row count: the distillation terms are means over rows (DIST and the
         feature loss relate a batch's rows to one another, so no window of batches equals one
         batch of its rows), and a window weights its batches by their rows."""
-        return batch["labels"].new_full((), len(batch["labels"]), dtype=torch.float32)
+        return row_count(batch)
 
     def forward(self, logits: torch.Tensor, embedding: Optional[torch.Tensor], batch: dict) -> torch.Tensor:
         """The mean loss of the batch."""

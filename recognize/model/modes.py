@@ -108,13 +108,9 @@ def running_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
     those inside frozen encoders, which stay in eval mode. Training changes them without a
     gradient, so they are no parameters that train, yet evaluation depends on them."""
     frozen = getattr(model, "frozen_encoders", False)
-    return {
-        f"{module_name}.{name}": buffer.detach()
-        for module_name, module in model.named_modules()
-        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
-        and not (frozen and module_name.startswith("encoders."))
-        for name, buffer in module.named_buffers(recurse=False) if buffer is not None
-    }
+    return {name: buffer.detach() for name, buffer, module in _named_buffers(model)
+            if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+            and not (frozen and name.startswith("encoders."))}
 
 
 def unstored_digest(model: nn.Module, stored: "set[str]") -> str:
