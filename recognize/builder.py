@@ -17,9 +17,9 @@ from recognize.cache import FeatureDataset, cached_features, collate_features, u
 from recognize.config import ExperimentConfig
 from recognize.dataset.audio import AudioFeatures, minimum_samples, read_waveform
 from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
-from recognize.dataset.media import MEDIA_FOLDER, index_media
+from recognize.dataset.media import MEDIA_FOLDER, MediaIndex, index_media
 from recognize.dataset.meld import csv_path, label_ids, load_split
-from recognize.dataset.text import tokenize_rows
+from recognize.dataset.text import TextEncoding, tokenize_rows
 from recognize.dataset.video import VideoFrames, read_frames
 from recognize.digest import model_config_digest
 from recognize.errors import RecognizeError
@@ -63,6 +63,16 @@ class SplitData:
     rows: pd.DataFrame
     media_report: dict[str, Any] = field(default_factory=dict)
     indexed: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class SplitInputs:
+    """The rows of a split and what preprocessing reads from them, each computed once: every
+    row's token ids (None without text) and each media modality's probed clips."""
+
+    rows: pd.DataFrame
+    text: Optional[list[TextEncoding]]
+    indexes: dict[str, MediaIndex]
 
 
 MODEL_FLAGS = {"T": "--text-model", "A": "--audio-model", "V": "--video-model"}
@@ -139,15 +149,24 @@ def load_rows(config: ExperimentConfig, split: str) -> pd.DataFrame:
     return rows
 
 
+def read_inputs(config: ExperimentConfig, built: Built, split: str, rows: Optional[pd.DataFrame] = None) -> SplitInputs:
+    """`split`'s rows (loaded when not given), every row tokenised (a kept row's context holds
+    the utterances before it, clips or not) and each media modality's clips indexed and probed."""
+    rows = load_rows(config, split) if rows is None else rows
+    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
+    indexes = {m: index_media(config.data, split, rows, m) for m in config.modalities if m in MEDIA_MODALITIES}
+    return SplitInputs(rows, text, indexes)
+
+
 def make_split(config: ExperimentConfig, built: Built, split: str, training: bool = False,
-               rows: Optional[pd.DataFrame] = None) -> SplitData:
-    """Preprocess `split` (its `rows`, loaded when not given): text tokenised once, media
-    clips indexed and probed.
+               rows: Optional[pd.DataFrame] = None, inputs: Optional[SplitInputs] = None) -> SplitData:
+    """Preprocess `split` into a dataset: its `inputs` when given (`read_inputs`' work not
+    done twice), else those of its `rows` (loaded when not given).
 
     Rows whose clip is missing or unreadable are dropped when `training` and the config's
     `missing_media` is "skip"; otherwise they stay, to be zero-filled and masked."""
-    rows = load_rows(config, split) if rows is None else rows
-    indexes = {m: index_media(config.data, split, rows, m) for m in config.modalities if m in MEDIA_MODALITIES}
+    inputs = read_inputs(config, built, split, rows) if inputs is None else inputs
+    rows, text, indexes = inputs.rows, inputs.text, inputs.indexes
     report: dict[str, Any] = {m: index.summary() for m, index in indexes.items()}
     indexed = {m: np.array([path is not None for path in index.paths], dtype=bool) for m, index in indexes.items()}
     absent = np.zeros(len(rows), dtype=bool)  # rows missing the clip of at least one modality
@@ -163,8 +182,6 @@ def make_split(config: ExperimentConfig, built: Built, split: str, training: boo
     if not keep.any():
         raise RecognizeError(f"{config.data}: no {split} row has a usable clip for --modal {config.modal}; "
                              f"{media_note(report)}")
-    # every row first: a kept row's context holds the utterances before it, clips or not
-    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
     media = {m: MediaSource(index.paths, clip_reader(m, config, built)) for m, index in indexes.items()}
     lengths = indexes["A"].lengths if "A" in indexes and text is None else None
     dataset = UtteranceDataset(label_ids(rows, config.task), text=text, media=media, lengths=lengths)

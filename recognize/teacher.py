@@ -18,12 +18,10 @@ from accelerate.utils import send_to_device
 
 from recognize import __version__
 from recognize import checkpoint as ckpt
-from recognize.builder import MEDIA_MODALITIES, SplitData, eval_loader, load_rows, make_split
+from recognize.builder import SplitData, eval_loader, make_split, read_inputs
 from recognize.cache import Entry, cache_root, clips_digest, file_digest, masked_yet_clip_by_clip, tokens_digest, weights_digest
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig
-from recognize.dataset.media import index_media
 from recognize.dataset.meld import csv_path
-from recognize.dataset.text import tokenize_rows
 from recognize.engine import make_accelerator, process_state, resolved_precision
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
@@ -71,20 +69,19 @@ def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOu
     when there is one, and stores its outputs) and stored there."""
     teacher, record, built = load_trained(config.teacher, config.trust_remote_code)
     teacher.data, teacher.cache_dir = config.data, config.cache_dir
-    rows = load_rows(teacher, split)
-    clips = {m: index_media(teacher.data, split, rows, m).paths for m in teacher.modalities if m in MEDIA_MODALITIES}
-    tokens = tokenize_rows(rows, built.tokenizer, teacher.context, teacher.max_length) if "T" in teacher.modalities else None
-    entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips, tokens))
+    inputs = read_inputs(teacher, built, split)  # tokenised and probed once, hit or miss
+    clips = {m: index.paths for m, index in inputs.indexes.items()}
+    entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips, inputs.text))
     state = process_state()
-    problem = entry.load(len(rows), TABLES)
+    problem = entry.load(len(inputs.rows), TABLES)
     if problem is not None:
-        data = make_split(teacher, built, split, rows=rows)  # on every process: a frozen teacher's features are built together
+        data = make_split(teacher, built, split, inputs=inputs)  # on every process: a frozen teacher's features are built together
         if state.is_main_process:
             if problem != "absent":
                 state.print(f"feature cache: {entry.path} is {problem}; computing the teacher's outputs again")
             entry.save(_compute(teacher, built, data))
     state.wait_for_everyone()
-    if entry.tensors is None and (problem := entry.load(len(rows), TABLES)) is not None:
+    if entry.tensors is None and (problem := entry.load(len(inputs.rows), TABLES)) is not None:
         raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
     return TeacherOutputs(config.teacher, record, entry=entry.path, **entry.tensors)
 

@@ -18,6 +18,7 @@ from recognize import engine
 from recognize import teacher as teacher_module
 from recognize.builder import eval_loader, make_split
 from recognize.cli import app
+from recognize.dataset import text as text_module
 from recognize.dataset.meld import load_split
 from recognize.dataset.synthetic import vocabulary, write_agreeing_meld
 from recognize.dataset.text import pad_text, tokenize_rows
@@ -269,6 +270,15 @@ def test_cached_teacher_outputs_equal_a_live_teacher_pass_and_are_not_recomputed
         logits, embeddings = teacher.model.eval()({"T": tokens}, with_embedding=True)
     assert torch.allclose(cached.logits[some], logits, atol=1e-5) and torch.allclose(cached.embeddings[some], embeddings, atol=1e-5)
     assert cached.dialogue_id[some].tolist() == rows["dialogue_id"].iloc[some].tolist()
+
+
+def test_a_text_teachers_rows_are_tokenised_once_when_its_outputs_are_computed(distillation, tmp_path, monkeypatch):
+    encoded = []  # the rows of each tokenizer call that makes ids
+    encode = text_module._encode
+    monkeypatch.setattr(text_module, "_encode", lambda tokenizer, first, *rest: encoded.append(len(first)) or encode(tokenizer, first, *rest))
+    outputs = teacher_outputs(ExperimentConfig(cache_dir=str(tmp_path), teacher=str(distillation["teacher"]), **distillation["audio"]))
+    assert encoded == [len(load_split(distillation["noisy"], "train"))]  # a cache miss: the key's ids are the pass's
+    assert outputs.entry.parent == tmp_path and outputs.logits.shape == (encoded[0], 7)
 
 
 def test_teacher_rows_are_matched_by_id_and_a_row_without_one_is_an_error(distillation, tmp_path):
