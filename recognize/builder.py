@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from recognize.cache import FeatureDataset, cached_features, collate_features, uses_cache
 from recognize.config import ExperimentConfig
-from recognize.dataset.audio import AudioFeatures, minimum_samples, read_waveform
+from recognize.dataset.audio import AudioFeatures, check_audio_fits, minimum_samples, read_waveform
 from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
 from recognize.dataset.media import MEDIA_FOLDER, MediaIndex, index_media
 from recognize.dataset.meld import csv_path, label_ids, load_split
@@ -98,6 +98,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
             encoders["T"] = TextEncoder(backbone, config.pooling)
         elif modality == "A":
             built.audio = AudioFeatures(model_id, config.trust_remote_code, minimum_samples(backbone.config))
+            check_audio_fits(model_id, built.audio, backbone.config, config.max_audio_seconds if new_run else None)
             encoders["A"] = AudioEncoder(backbone)
         else:
             built.video = VideoFrames(model_id, config.trust_remote_code)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 from transformers import (BertConfig, BertModel, BertTokenizer, VideoMAEConfig, VideoMAEModel, VivitConfig, VivitModel,
-                          Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model)
+                          Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model, WhisperConfig, WhisperFeatureExtractor,
+                          WhisperModel)
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -34,6 +35,21 @@ def write_tiny_wav2vec2(folder: "str | Path", hidden: int = 32, seed: int = 0) -
                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_whisper(folder: "str | Path", chunk_length: int = 30, hidden: int = 32, seed: int = 0) -> Path:
+    """Save a Whisper of 2 encoder layers (and 1 decoder layer) over 80 mel bins and its feature
+    extractor to `folder`: windows of `chunk_length` seconds (100 mel frames a second), and as
+    many encoder positions as they have frames after the encoder's stride of 2."""
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    config = WhisperConfig(d_model=hidden, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=hidden * 2, decoder_ffn_dim=hidden * 2, num_mel_bins=80,
+                           max_source_positions=chunk_length * 50, vocab_size=64, pad_token_id=0, bos_token_id=1,
+                           eos_token_id=2, decoder_start_token_id=1)
+    WhisperModel(config).save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=80, chunk_length=chunk_length).save_pretrained(folder)
     return folder
 
 

@@ -14,7 +14,7 @@ import torch
 from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, TimesformerConfig,
                           TimesformerModel, UniSpeechSatConfig, UniSpeechSatModel, WavLMConfig, WavLMModel, Wav2Vec2Config,
                           Wav2Vec2ConformerConfig, Wav2Vec2ConformerModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model,
-                          WhisperConfig, WhisperFeatureExtractor, WhisperModel)
+                          WhisperConfig)
 
 from recognize import ExperimentConfig
 from recognize.builder import build_model, eval_loader, load_matching
@@ -28,7 +28,7 @@ from recognize.model.classifier import EmotionModel
 from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer,
                                       resolve_pooling)
 from recognize.model.modes import apply_mode, checkpoint_state, running_statistics
-from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_video_processor
+from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_tiny_whisper, write_video_processor
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 CONV = dict(conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16,
@@ -52,13 +52,7 @@ def save_speech_model(folder: Path, name: str) -> Path:
     """A tiny speech model of kind `name` (SPEECH, or "whisper") with its feature extractor."""
     torch.manual_seed(0)
     if name == "whisper":
-        config = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-                               decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
-                               max_source_positions=1500, vocab_size=64, pad_token_id=0, bos_token_id=1,
-                               eos_token_id=2, decoder_start_token_id=1)
-        WhisperModel(config).save_pretrained(folder)
-        WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
-        return folder
+        return write_tiny_whisper(folder)
     model_class, config, _ = SPEECH[name]
     model_class(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True, return_attention_mask=True).save_pretrained(folder)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import WhisperFeatureExtractor
 
 from recognize import ExperimentConfig, evaluate, train
 from recognize.builder import build_model, make_split
@@ -20,7 +21,7 @@ from recognize.dataset.synthetic import broken_cases, write_synthetic_meld_raw
 from recognize.errors import RecognizeError
 from recognize.model.fusion import FUSIONS
 from recognize.predictor import predict_utterance
-from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_tiny_wav2vec2
+from recognize.tiny import write_tiny_videomae, write_tiny_vivit, write_tiny_wav2vec2, write_tiny_whisper
 
 from helpers import history_without_time, train_interrupted
 
@@ -190,6 +191,33 @@ def test_predict_reads_a_clip_as_eval_does(runs, media_meld, name, modality):
             assert from_video == pytest.approx(probabilities, abs=1e-4), clip
     with pytest.raises(RecognizeError, match=rf"--{modality}: .*nowhere.{extension}: file not found"):
         predict_utterance(runs[name], **{modality: str(meld_dir / f"nowhere.{extension}")})
+
+
+def test_a_whisper_of_a_10_s_window_trains_evaluates_and_predicts_and_clips_past_it_are_refused(media_meld, tmp_path):
+    """Whisper's released models hear 30 s windows; one saved with chunk_length 10 (500
+    encoder positions) works end to end, and what its window cannot hold is an error, never
+    a silent cut: --max-audio-seconds past the window, an extractor of another window."""
+    meld_dir, cases = media_meld
+    whisper = write_tiny_whisper(tmp_path / "whisper-10s", chunk_length=10)
+    settings = dict(data=str(meld_dir), modal="A", mode="full", audio_model=str(whisper), lr=1e-3, epochs=1, batch_size=16,
+                    workers=0, max_audio_seconds=10)
+    folder = train(ExperimentConfig(output_dir=str(tmp_path / "ok"), **settings))
+    recorded = json.loads((folder / "metrics.json").read_text())["dev"]
+    assert evaluate(folder, split="dev")["weighted_f1"] == pytest.approx(recorded["weighted_f1"], abs=1e-9)
+    with open(folder / "predictions-dev.csv") as handle:
+        row = next(r for r in csv.DictReader(handle) if f"dia{r['dialogue_id']}_utt{r['utterance_id']}" == cases["one_frame"][1][0])
+    probabilities = predict_utterance(folder, audio=str(meld_dir / "audios" / "dev" / f"{cases['one_frame'][1][0]}.flac"))
+    assert probabilities == pytest.approx({k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}, abs=2e-6)
+
+    with pytest.raises(RecognizeError, match=rf"^--max-audio-seconds 12: {whisper} hears 10 s at a time \(its feature "
+                                             r"extractor's chunk_length\) and would drop the rest of a longer clip; give at most 10$"):
+        train(ExperimentConfig(output_dir=str(tmp_path / "long"), **{**settings, "max_audio_seconds": 12}))
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper)  # 30 s windows, 3000 frames, for 500 positions
+    with pytest.raises(RecognizeError, match=rf"^--audio-model {whisper}: its feature extractor makes 3000 frames of 80 mel "
+                                             r"bins \(30 s windows\) and its encoder takes 1000 of 80 \(max_source_positions 500, "
+                                             r"num_mel_bins 80\): the two do not belong together$"):
+        train(ExperimentConfig(output_dir=str(tmp_path / "mismatch"), **settings))
+    assert not (tmp_path / "long").exists() and not (tmp_path / "mismatch").exists()
 
 
 def test_a_missing_clip_is_masked_so_its_prediction_is_the_heads_bias(runs, media_meld):

@@ -9,8 +9,11 @@ toolkit targets:
 - `Wav2Vec2FeatureExtractor` (wav2vec2, HuBERT, WavLM, data2vec-audio): the raw waveform,
   normalised per utterance over its own samples (when the extractor's `do_normalize` is
   set), returned as {"input_values": (B, L), "attention_mask": (B, L)}.
-- `WhisperFeatureExtractor`: log-mel features of a fixed 30 s window, returned as
-  {"input_features": (B, mels, 3000), "attention_mask": (B, 3000)} (1 on real frames).
+- `WhisperFeatureExtractor`: log-mel features of a fixed window (its `chunk_length`: 30 s,
+  3000 frames, in the released models), returned as {"input_features": (B, mels, frames),
+  "attention_mask": (B, frames)} (1 on real frames). The window must be what the encoder
+  takes and hold `--max-audio-seconds` (`check_audio_fits`): the extractor would cut a
+  longer clip to it without a word.
 """
 
 from fractions import Fraction
@@ -108,7 +111,7 @@ def _filter_reach(source_rate: int, rate: int) -> int:
 def minimum_samples(model_config) -> int:
     """The fewest samples a speech model's convolutional feature encoder turns into one
     frame (its receptive field: 400 for wav2vec2-base), from the config's `conv_kernel` and
-    `conv_stride`; 1 for a model without them (Whisper pads every clip to 30 s)."""
+    `conv_stride`; 1 for a model without them (Whisper pads every clip to its window)."""
     kernels, strides = getattr(model_config, "conv_kernel", None), getattr(model_config, "conv_stride", None)
     if not kernels or not strides:
         return 1
@@ -124,6 +127,10 @@ def resample(wave: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
         return wave.astype(np.float32, copy=False)
     ratio = Fraction(rate, source_rate)
     return resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+WHISPER_FRAMES_PER_POSITION = 2
+"""Mel frames per position of Whisper's encoder (its second convolution has stride 2)."""
 
 
 class AudioFeatures:
@@ -176,3 +183,24 @@ class AudioFeatures:
         out = self.extractor(waves, sampling_rate=self.sampling_rate, return_attention_mask=True, return_tensors="pt")
         return {"input_features": out["input_features"].float(), "attention_mask": out["attention_mask"].long()}
 
+
+
+def check_audio_fits(model_id: str, features: AudioFeatures, model_config, max_seconds: "float | None") -> None:
+    """Fail before training, not at the first batch, when a Whisper feature extractor's window
+    (its `chunk_length`) is not what the encoder takes (`max_source_positions` x 2 frames of
+    `num_mel_bins`), or when `max_seconds` (`--max-audio-seconds`; None for a saved
+    checkpoint, checked when it trained) is longer than the window, whose extractor would cut
+    every longer clip to it. Other extractors take a clip of any length."""
+    extractor = features.extractor
+    if not isinstance(extractor, WhisperFeatureExtractor):
+        return
+    window = extractor.n_samples / extractor.sampling_rate
+    positions, mels = getattr(model_config, "max_source_positions", None), getattr(model_config, "num_mel_bins", None)
+    if positions and mels and (extractor.nb_max_frames, extractor.feature_size) != (positions * WHISPER_FRAMES_PER_POSITION, mels):
+        raise RecognizeError(f"--audio-model {model_id}: its feature extractor makes {extractor.nb_max_frames} frames of "
+                             f"{extractor.feature_size} mel bins ({window:g} s windows) and its encoder takes "
+                             f"{positions * WHISPER_FRAMES_PER_POSITION} of {mels} (max_source_positions {positions}, "
+                             f"num_mel_bins {mels}): the two do not belong together")
+    if max_seconds is not None and max_seconds > window:
+        raise RecognizeError(f"--max-audio-seconds {max_seconds:g}: {model_id} hears {window:g} s at a time (its feature "
+                             f"extractor's chunk_length) and would drop the rest of a longer clip; give at most {window:g}")
