@@ -323,6 +323,16 @@ def test_cross_validation_needs_three_folds(meld_dir, tmp_path):
         cross_validate(ExperimentConfig(data=str(meld_dir), output_dir=str(tmp_path)), split="dev", folds=2)
 
 
+def test_cross_validation_names_what_a_data_folder_without_the_split_holds(tmp_path):
+    (tmp_path / "train_sent_emo.csv").write_text("Dialogue_ID\n1\n")
+    (tmp_path / "val_sent_emo.csv").write_text("Dialogue_ID\n2\n")
+    with pytest.raises(RecognizeError) as raised:
+        cross_validate(ExperimentConfig(data=str(tmp_path), output_dir=str(tmp_path / "out")), split="dev", folds=3)
+    assert str(raised.value) == (f"{tmp_path / 'dev_sent_emo.csv'}: CSV not found in the data folder "
+                                 "(it holds train_sent_emo.csv, val_sent_emo.csv)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_cross_validation_script_trains_each_fold_and_summarises_them(meld_dir, tiny_bert, tmp_path, capsys):
     load_script("evaluation/cross_validation.py").main(
         [str(meld_dir), "--split", "train", "--modal", "T", "--mode", "full", "--text-model", str(tiny_bert), "--folds", "3",
