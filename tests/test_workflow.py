@@ -67,8 +67,9 @@ def test_each_seed_gets_its_folder_and_the_setting_its_aggregate(seeded):
             values = [m[split][score] for m in per_seed]
             assert summary[split][score] == {"mean": pytest.approx(statistics.mean(values)),
                                              "std": pytest.approx(statistics.stdev(values)), "values": values}
-    config = json.loads((seeded / "seed-2" / "config.json").read_text())["experiment"]
-    assert (config["seed"], config["seed_folder"]) == (2, True)
+    record = json.loads((seeded / "seed-2" / "config.json").read_text())
+    assert (record["experiment"]["seed"], record["experiment"]["seed_folder"]) == (2, True)
+    assert (record["experiment"]["precision"], record["resolved_precision"]) == ("auto", "no")  # what auto was on this CPU
 
 
 def test_seeds_resume_keeps_finished_seeds_and_resumes_the_interrupted_one(seeded, tmp_path, monkeypatch):
