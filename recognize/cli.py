@@ -433,10 +433,9 @@ def _print_aggregate(path: Path) -> None:
 
 def main() -> None:
     """Entry point of the `emotion-recognize` console script."""
-    from transformers.utils import logging as hf_logging
+    from recognize.quiet import quiet_hugging_face
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_hugging_face()
     app()
 
 

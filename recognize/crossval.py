@@ -16,7 +16,7 @@ import pandas as pd
 from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
 from recognize.dataset.media import MEDIA_FOLDER
-from recognize.dataset.meld import SPLITS, csv_path, read_raw_csv
+from recognize.dataset.meld import SPLITS, csv_path, existing_csv, read_raw_csv
 from recognize.dataset.prepare import link_to
 from recognize.errors import RecognizeError
 from recognize.metrics import SCORES, mean_and_std
@@ -68,9 +68,7 @@ def cross_validate(config: ExperimentConfig, split: str = "dev", folds: int = 10
     """Train and test `config` on each fold of `split`; write and return the summary: each
     fold's test scores and their mean and sample standard deviation."""
     source = Path(config.data)
-    path = csv_path(source, split)
-    if not path.is_file():
-        raise RecognizeError(f"{path}: CSV not found in the data folder")
+    path = existing_csv(source, split)
     raw = read_raw_csv(path)
     if "Dialogue_ID" not in raw.columns:
         raise RecognizeError(f"{path}: missing column Dialogue_ID")

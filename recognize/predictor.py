@@ -6,7 +6,9 @@ A batch CSV has a column `Utterance` (when the model reads text) and `Audio` / `
 (clip paths, relative to the CSV's folder, when it reads those); `Speaker`, `Dialogue_ID`
 and `Utterance_ID` are optional: with a context size, a row's context is the rows before
 it in its dialogue, by Utterance_ID when the CSV has one, else in file order. The output
-keeps the file's order."""
+keeps the file's order, and numbers its rows in a first column `row` as errors number them:
+data rows counted from 1 below the header, blank lines (and lines of spaces) passed over and
+not counted, a quoted text over several lines one row."""
 
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -26,6 +28,8 @@ from recognize.evaluator import load_trained
 
 INPUT_FLAGS = {"T": "--text", "A": "--audio", "V": "--video"}
 INPUT_COLUMNS = {"T": "Utterance", "A": "Audio", "V": "Video"}
+ROW_COLUMN = "row"
+"""The output's first column: each input row's number, counted as errors count rows."""
 
 
 def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: Optional[str] = None,
@@ -49,19 +53,26 @@ def predict_utterance(folder: "str | Path", text: Optional[str] = None, audio: O
 
 def predict_file(folder: "str | Path", path: "str | Path", mask_missing: bool = False,
                  trust_remote_code: bool = False) -> pd.DataFrame:
-    """The rows of the CSV `path` with a `prediction` column and a `p_{class}` column per class.
-    With `mask_missing`, an Audio or Video column the model reads may be absent, or a cell of
-    it empty: that row's clip is masked, as `eval` masks a missing clip. Model code from a
-    repository runs only with `trust_remote_code`."""
+    """The rows of the CSV `path` after a `row` column (each row's number, as errors give it),
+    with a `prediction` column and a `p_{class}` column per class; a CSV that has a column of
+    one of those names is refused. With `mask_missing`, an Audio or Video column the model reads
+    may be absent, or a cell of it empty: that row's clip is masked, as `eval` masks a missing
+    clip. Model code from a repository runs only with `trust_remote_code`."""
     path = Path(path)
     if not path.is_file():
         raise RecognizeError(f"--input {path}: file not found")
     raw = read_raw_csv(path)
     if raw.empty:
         raise RecognizeError(f"--input {path}: no data rows, only the header")
+    config, record = read_checkpoint_config(folder)
+    added = [ROW_COLUMN, "prediction", *(f"p_{name}" for name in record["labels"])]
+    taken = next((column for column in added if column in raw.columns), None)
+    if taken is not None:
+        raise RecognizeError(f"--input {path}: has a column '{taken}', a name the output gives its own column "
+                             f"({', '.join(added)}); rename it")
     raw = raw.iloc[_dialogue_order(raw, path)]
     # a column the model does not read (MELD's Utterance, for an audio model) is passed through as it is
-    wanted = read_checkpoint_config(folder)[0].modalities
+    wanted = config.modalities
     given = {m for m, column in INPUT_COLUMNS.items() if column in raw.columns and m in wanted}
     rows = pd.DataFrame({
         "dialogue_id": raw["Dialogue_ID"].astype(str) if "Dialogue_ID" in raw.columns else "0",
@@ -77,7 +88,9 @@ def predict_file(folder: "str | Path", path: "str | Path", mask_missing: bool = 
     out["prediction"] = [names[k] for k in probabilities.argmax(-1)]
     for k, name in enumerate(names):
         out[f"p_{name}"] = probabilities[:, k].round(6)
-    return out.sort_index()  # back in the file's order
+    out = out.sort_index()  # back in the file's order
+    out.insert(0, ROW_COLUMN, out.index + 1)  # the index is the row's position among the data rows
+    return out
 
 
 def _dialogue_order(raw: pd.DataFrame, path: Path) -> np.ndarray:

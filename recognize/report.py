@@ -65,11 +65,14 @@ class Run:
     def setting_fields(self) -> dict[str, Any]:
         """The config values that make its setting: every field but those of NOT_SETTING, the
         learning rates as used (a default `--lr` is the mode's; `--head-lr` only where it is not
-        `--lr`), and "data", its CSVs' fingerprint (the same CSVs under any path are the same data)."""
+        `--lr`), the precision as used (`auto` is bf16 on one machine, fp32 on another; a run
+        written before config.json recorded it keeps the value asked for), and "data", its
+        CSVs' fingerprint (the same CSVs under any path are the same data)."""
         config = ExperimentConfig.from_dict(self.experiment)
         fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
         head_rate = config.head_learning_rate  # the head's own rate only where it differs from the backbones'
-        fields.update(lr=config.learning_rate, head_lr=head_rate if head_rate != config.learning_rate else None)
+        fields.update(lr=config.learning_rate, head_lr=head_rate if head_rate != config.learning_rate else None,
+                      precision=self.record.get("resolved_precision", config.precision))
         return {**fields, "data": self.record.get("data_fingerprint")}
 
     def setting_key(self) -> str:

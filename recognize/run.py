@@ -13,7 +13,7 @@ from recognize import checkpoint as ckpt
 from recognize.builder import build_model, eval_loader, fusion_for, has_split, load_rows, make_split, media_note, train_loader
 from recognize.config import RESULT_NEUTRAL, ExperimentConfig, cli_flag
 from recognize.dataset.meld import data_fingerprint, disagreeing_labels
-from recognize.engine import TRAINED, class_weights, fit, process_state
+from recognize.engine import TRAINED, class_weights, fit, process_state, resolved_precision
 from recognize.epoch_log import check_log
 from recognize.errors import RecognizeError
 from recognize.evaluator import score
@@ -89,7 +89,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         distributed.print(f"distilling {outputs.record['run_name']} ({config.distill}, weight {config.distill_weight}, "
                           f"temperature {config.temperature}{feature}); its outputs: {outputs.entry}")
     if distributed.is_main_process and not resume_from_state:
-        extra.update(data_fingerprint=data_fingerprint(config.data), parameters=_parameter_counts(built.model),
+        extra.update(data_fingerprint=data_fingerprint(config.data), resolved_precision=resolved_precision(config.precision),
+                     parameters=_parameter_counts(built.model),
                      unstored_weights=unstored_digest(built.model, set(checkpoint_state(built.model))),
                      backbone_configs=built.config_digests)
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))

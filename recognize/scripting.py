@@ -85,11 +85,10 @@ def run_script(main: Callable[["list[str]"], None], argv: "list[str] | None" = N
     """Run a script's `main` on `argv` (default: the command line's arguments). A
     RecognizeError ends the process as the CLI ends it: `error: <one line>` on stderr and
     exit code 1, no traceback. Hugging Face's loading progress bars and warnings are
-    silenced, as the CLI silences them."""
-    from transformers.utils import logging as hf_logging
+    silenced as the CLI silences them (`recognize.quiet`)."""
+    from recognize.quiet import quiet_hugging_face
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_hugging_face()
     try:
         main(sys.argv[1:] if argv is None else argv)
     except RecognizeError as error:

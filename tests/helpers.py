@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from recognize import engine, train
 from recognize.cli import app
+from recognize.quiet import quiet_hugging_face
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,8 +67,7 @@ def offline_and_quiet(monkeypatch):
     # huggingface_hub reads the variable once, at import; without this a hub id would be retried online
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     verbosity, progress = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_hugging_face()
     yield
     hf_logging.set_verbosity(verbosity)
     if progress:

@@ -209,7 +209,7 @@ def test_evaluate_all_fails_when_no_run_could_be_evaluated(tmp_path, capsys, mon
 
 SCRIPTS = sorted(path.relative_to(ROOT).as_posix() for folder in ("training", "evaluation") for path in (ROOT / folder).glob("*.py"))
 MISSING_INPUT = {"evaluation/evaluate_all.py": "{missing}: no such folder",
-                 "evaluation/cross_validation.py": "{missing}/dev_sent_emo.csv: CSV not found in the data folder"}
+                 "evaluation/cross_validation.py": "{missing}: data folder not found (expected a MELD folder with dev_sent_emo.csv)"}
 
 
 def run_as_main(script: str, *arguments: str, monkeypatch) -> int:

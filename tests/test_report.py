@@ -212,3 +212,23 @@ def test_runs_that_differ_in_lr_alone_are_told_apart_by_lr_alone(tmp_path):
                                             "--lr 2e-05, --head-lr default"]
     two = [row for row in rows if row.fields["head_lr"] is None]  # --head-lr not given: it follows --lr, told apart by it alone
     assert sorted(other_settings(two)) == ["--lr 0.0001", "--lr 2e-05"]
+
+
+def test_runs_whose_automatic_precision_resolved_differently_are_other_settings(tmp_path):
+    """`--precision auto` is bf16 on a GPU and fp32 ("no") on a CPU: config.json's
+    resolved_precision keeps such runs apart; a run asked for fp32 (`no`) joins the CPU one,
+    and a run written before the field was recorded keeps the value asked for."""
+    text = dict(modal="T", task="emotion", text_model="sentence-transformers/all-mpnet-base-v2", mode="full")
+    for name, seed, precision, resolved in [("gpu", 1, "auto", "bf16"), ("cpu", 1, "auto", "no"), ("cpu", 2, "no", "no"),
+                                            ("old", 3, "auto", None)]:
+        config = ExperimentConfig(**text, seed=seed, precision=precision, output_dir=str(tmp_path / f"{name}-{seed}"))
+        folder = write_run(config.run_dir, config, scores(0.6 + seed / 100, 0.58))
+        if resolved is not None:
+            record = json.loads((folder / "config.json").read_text())
+            (folder / "config.json").write_text(json.dumps({**record, "resolved_precision": resolved}))
+
+    rows = select_rows(group_runs(find_runs(tmp_path, warn=lambda line: None), warn=lambda line: None),
+                       sort="accuracy")
+
+    assert [(row.seeds, note) for row, note in zip(rows, other_settings(rows))] == [
+        ([3], "--precision auto"), ([1, 2], "--precision no"), ([1], "--precision bf16")]

@@ -67,8 +67,9 @@ def test_each_seed_gets_its_folder_and_the_setting_its_aggregate(seeded):
             values = [m[split][score] for m in per_seed]
             assert summary[split][score] == {"mean": pytest.approx(statistics.mean(values)),
                                              "std": pytest.approx(statistics.stdev(values)), "values": values}
-    config = json.loads((seeded / "seed-2" / "config.json").read_text())["experiment"]
-    assert (config["seed"], config["seed_folder"]) == (2, True)
+    record = json.loads((seeded / "seed-2" / "config.json").read_text())
+    assert (record["experiment"]["seed"], record["experiment"]["seed_folder"]) == (2, True)
+    assert (record["experiment"]["precision"], record["resolved_precision"]) == ("auto", "no")  # what auto was on this CPU
 
 
 def test_seeds_resume_keeps_finished_seeds_and_resumes_the_interrupted_one(seeded, tmp_path, monkeypatch):
@@ -212,6 +213,31 @@ def test_predict_reads_a_csv_with_only_an_audio_column(audio_run):
         assert row["prediction"] == max(alone, key=alone.get)
 
 
+def test_predict_numbers_the_rows_as_errors_do_passing_over_blank_lines(audio_run):
+    """Blank lines and lines of spaces are not rows; a quoted text over two lines is one: the
+    output's `row` is the number an error about that row gives."""
+    folder, inputs = audio_run
+    source = inputs / "blank-lines.csv"
+    source.write_text('Audio,Speaker\n\nclips/dia1_utt2.flac,Joey\n\n   \nclips/dia1_utt0.flac,"Ross\nGeller"\n'
+                      "clips/dia1_utt1.flac,Monica\n\n")
+
+    result = CliRunner().invoke(app, ["predict", str(folder), "--input", str(source), "--output", str(inputs / "numbered.csv")])
+
+    assert result.exit_code == 0, result.output
+    with open(inputs / "numbered.csv", newline="") as handle:
+        predicted = list(csv.DictReader(handle))
+    assert list(predicted[0])[:4] == ["row", "Audio", "Speaker", "prediction"]
+    assert [(row["row"], row["Audio"], row["Speaker"]) for row in predicted] == [
+        ("1", "clips/dia1_utt2.flac", "Joey"), ("2", "clips/dia1_utt0.flac", "Ross\nGeller"), ("3", "clips/dia1_utt1.flac", "Monica")]
+    for row in predicted:
+        alone = predict_utterance(folder, audio=str(inputs / row["Audio"]))
+        assert {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")} == pytest.approx(
+            {k: round(v, 6) for k, v in alone.items()}, abs=2e-6)
+    source.write_text("Audio,Speaker\n\nclips/dia1_utt2.flac,Joey\n\n   \nclips/nowhere.flac,Ross\n")
+    result = CliRunner().invoke(app, ["predict", str(folder), "--input", str(source)])
+    assert result.stderr.strip() == f"error: {source}: row 2: column Audio: {inputs / 'clips' / 'nowhere.flac'}: file not found"
+
+
 def test_predict_leaves_alone_a_csv_column_the_model_does_not_read(audio_run):
     folder, inputs = audio_run
     (inputs / "meld-like.csv").write_text("Utterance,Audio\nOh my God!,clips/dia1_utt0.flac\n")
@@ -250,6 +276,9 @@ def test_predict_mask_missing_masks_an_absent_clip_as_an_empty_cell_and_no_input
     (["Audio", "clips/dia1_utt0.flac", "clips/nowhere.flac"], "{csv}: row 2: column Audio: {clips}/nowhere.flac: file not found"),
     (["Audio,Dialogue_ID", "clips/dia1_utt0.flac,1", "clips/dia1_utt0.flac,"],  # it would share a dialogue with any other
      "{csv}: row 2: Dialogue_ID is empty; give every row its dialogue, or leave the column out"),
+    (["Audio,row", "clips/dia1_utt0.flac,7"], "--input {csv}: has a column 'row', a name the output gives its own column "
+                                             "(row, prediction, p_neutral, p_joy, p_surprise, p_anger, p_sadness, p_disgust, "
+                                             "p_fear); rename it"),
     (["Audio,Speaker", "clips/dia1_utt0.flac,Joey, Ross"],
      "{csv}: line 2: 3 fields where the header has 2 (a comma, quote or line break in a text that is not quoted?)"),
 ])
@@ -321,6 +350,16 @@ def test_fold_folders_link_the_media_of_the_data_they_were_written_from_last(tmp
 def test_cross_validation_needs_three_folds(meld_dir, tmp_path):
     with pytest.raises(RecognizeError, match=r"--folds: cross-validation needs at least 3 .*, got 2"):
         cross_validate(ExperimentConfig(data=str(meld_dir), output_dir=str(tmp_path)), split="dev", folds=2)
+
+
+def test_cross_validation_names_what_a_data_folder_without_the_split_holds(tmp_path):
+    (tmp_path / "train_sent_emo.csv").write_text("Dialogue_ID\n1\n")
+    (tmp_path / "val_sent_emo.csv").write_text("Dialogue_ID\n2\n")
+    with pytest.raises(RecognizeError) as raised:
+        cross_validate(ExperimentConfig(data=str(tmp_path), output_dir=str(tmp_path / "out")), split="dev", folds=3)
+    assert str(raised.value) == (f"{tmp_path / 'dev_sent_emo.csv'}: CSV not found in the data folder "
+                                 "(it holds train_sent_emo.csv, val_sent_emo.csv)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_cross_validation_script_trains_each_fold_and_summarises_them(meld_dir, tiny_bert, tmp_path, capsys):

@@ -56,12 +56,7 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
     """
     if split not in SPLITS:
         raise RecognizeError(f"--split: unknown value '{split}'; valid: {', '.join(SPLITS)}")
-    root = Path(root)
-    if not root.is_dir():
-        raise RecognizeError(f"{root}: data folder not found (expected a MELD folder with {split}_sent_emo.csv)")
-    path = csv_path(root, split)
-    if not path.is_file():
-        raise RecognizeError(f"{path}: CSV not found in the data folder ({csv_files_in(root)})")
+    path = existing_csv(root, split)
     raw = read_raw_csv(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
@@ -81,6 +76,18 @@ def load_split(root: "str | Path", split: str) -> pd.DataFrame:
         row = int(np.flatnonzero(duplicated.to_numpy())[0]) + 1
         raise RecognizeError(f"{path}: row {row}: duplicate Dialogue_ID/Utterance_ID pair")
     return rows.sort_values(["dialogue_id", "utterance_id"], kind="stable").reset_index(drop=True)
+
+
+def existing_csv(root: "str | Path", split: str) -> Path:
+    """The CSV of `split` in the MELD folder `root`; RecognizeError when the folder is missing,
+    or the CSV is, naming what the folder holds instead."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RecognizeError(f"{root}: data folder not found (expected a MELD folder with {split}_sent_emo.csv)")
+    path = csv_path(root, split)
+    if not path.is_file():
+        raise RecognizeError(f"{path}: CSV not found in the data folder ({csv_files_in(root)})")
+    return path
 
 
 def csv_files_in(root: Path) -> str:
