@@ -268,6 +268,11 @@ def list_pooling_config(folder: Path) -> None:
     (folder / "1_Pooling" / "config.json").write_text("[true]")
 
 
+def writing(name: str, text: str):
+    """A change that writes `text` to the folder's file `name`."""
+    return lambda folder: (folder / name).write_text(text)
+
+
 BAD_MODELS = {  # how the folder is changed -> the start of the one line it must fail with
     "pickled": (pickled_only, "error: --text-model {folder}: holds only pickled weights (*.bin), and only safetensors are loaded"),
     "cut": (cut_weights, "error: cannot load the model from folder '{folder}': Error while deserializing header"),
@@ -275,6 +280,16 @@ BAD_MODELS = {  # how the folder is changed -> the start of the one line it must
     "fewer-embeddings": (fewer_embeddings, "error: --text-model {folder}: its tokenizer has 73 tokens and the model's embeddings 40"),
     "cut-pooling": (cut_pooling_config, "error: {folder}/1_Pooling/config.json: not valid JSON (Expecting value, line 1)"),
     "list-pooling": (list_pooling_config, "error: {folder}/1_Pooling/config.json: not a sentence-transformers pooling config"),
+    "number-config": (writing("config.json", "3"), "error: {folder}/config.json: holds a bare value, not the JSON object of "
+                                                    "settings transformers reads (--text-model)"),
+    "list-tokenizer-config": (writing("tokenizer_config.json", "[]"), "error: {folder}/tokenizer_config.json: holds an array, "
+                                                                       "not the JSON object of settings transformers reads (--text-model)"),
+    "string-tokenizer": (writing("tokenizer.json", '"x"'), "error: {folder}/tokenizer.json: holds a string, not the JSON "
+                                                            "object of settings transformers reads (--text-model)"),
+    "cut-tokenizer-config": (writing("tokenizer_config.json", '{"do_lower_case": tr'),
+                             "error: {folder}/tokenizer_config.json: not valid JSON (Expecting value, line 1)"),
+    "binary-config": (lambda folder: (folder / "config.json").write_bytes(b"\xff\xfe{"),
+                      "error: {folder}/config.json: not valid JSON (not UTF-8 text)"),
 }
 
 
@@ -287,6 +302,33 @@ def test_a_model_folder_that_cannot_be_used_safely_or_correctly_fails_before_tra
 
     assert line.startswith(message.format(folder=folder)), line
     assert not (tmp_path / "ck").exists()
+
+
+def test_a_speech_model_folder_whose_preprocessor_config_is_not_an_object_is_a_one_line_error(meld_dir, tmp_path):
+    data = tmp_path / "MELD"
+    shutil.copytree(meld_dir, data)
+    for split in ("train", "dev", "test"):
+        (data / "audios" / split).mkdir(parents=True)
+    folder = write_tiny_wav2vec2(tmp_path / "wav2vec2")
+    (folder / "preprocessor_config.json").write_text("[]")
+
+    line = error_line("train", data, "--modal", "A", "--audio-model", folder, "--output-dir", tmp_path / "ck")
+
+    assert line == (f"error: {folder}/preprocessor_config.json: holds an array, not the JSON object of settings "
+                    "transformers reads (--audio-model)")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_eval_and_predict_name_a_backbone_settings_file_that_is_not_an_object(meld_dir, tmp_path, tiny_bert):
+    backbone = model_variant(tiny_bert, tmp_path / "bert", lambda folder: None)
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(backbone), mode="frozen", epochs=1, output_dir=str(tmp_path))
+    train(config)
+    (backbone / "tokenizer_config.json").write_text('"x"')
+    expected = (f"error: {backbone}/tokenizer_config.json: holds a string, not the JSON object of settings transformers "
+                "reads (--text-model)")
+
+    assert error_line("eval", config.run_dir) == expected
+    assert error_line("predict", config.run_dir, "--text", "okay") == expected
 
 
 @pytest.mark.parametrize("max_length", [1, 2])

@@ -23,8 +23,11 @@ def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "-
     only (a pickled `pytorch_model.bin` can run code when loaded); of an encoder-decoder
     (Whisper), the encoder; without a decoder's key/value cache (GPT-2, Llama), which would
     hold every layer's keys and values of each batch for nothing. A failure names `flag`,
-    the option that takes a local folder."""
+    the option that takes a local folder; so does a settings file of a local folder that is
+    not a JSON object (`check_settings_files`), before transformers reads it."""
     folder = Path(model_id)
+    if folder.is_dir():
+        check_settings_files(folder, flag)
     if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
         raise RecognizeError(f"{flag} {model_id}: holds only pickled weights (*.bin), and only safetensors are loaded; "
                              "convert them once with transformers: from_pretrained(folder).save_pretrained(folder)")
@@ -36,6 +39,24 @@ def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "-
     if getattr(model.config, "use_cache", False):  # a decoder's key/value cache serves generation, not an encoder
         model.config.use_cache = False
     return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
+
+
+SETTINGS_FILES: tuple[str, ...] = (
+    "config.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.json", "vocab.json",
+    "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+"""The JSON files of a model folder that transformers reads as objects (a sentence-transformers
+folder's modules.json is a list, and not read by transformers)."""
+
+
+def check_settings_files(folder: Path, flag: str) -> None:
+    """RecognizeError naming the file and `flag` for a settings file of a local model `folder`
+    that is not valid JSON or not a JSON object (transformers fails on one with a traceback)."""
+    for name in SETTINGS_FILES:
+        path = folder / name
+        if path.is_file() and not isinstance(settings := read_json(path), dict):
+            kind = "an array" if isinstance(settings, list) else "a string" if isinstance(settings, str) else "null" \
+                if settings is None else "a bare value"
+            raise RecognizeError(f"{path}: holds {kind}, not the JSON object of settings transformers reads ({flag})")
 
 
 def load_tokenizer(model_id: str, trust_remote_code: bool = False):
