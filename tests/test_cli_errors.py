@@ -60,6 +60,49 @@ BAD_FLAGS: dict[str, str] = {
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
 
+UNUSED_FLAGS: dict[str, str] = {
+    "--lora-r 16 --mode full": "error: --lora-r: for --mode lora only (this run: --mode full)",
+    "--lora-r 8 --mode full": "error: --lora-r: for --mode lora only (this run: --mode full)",  # typed, though the default
+    "--lora-alpha 32 --lora-dropout 0.1 --lora-targets query --mode frozen":
+        "error: --lora-alpha, --lora-dropout, --lora-targets: for --mode lora only (this run: --mode frozen)",
+    "--no-cache --mode lora": "error: --no-cache: for --mode frozen only, whose encoders the feature cache stands in for "
+                              "(this run: --mode lora)",
+    "--cache-dir {tmp} --mode full": "error: --cache-dir: for a run that uses the feature cache only: --mode frozen without "
+                                     "--no-cache, or --teacher (this run: --mode full, no --teacher)",
+    "--cache-dir {tmp} --mode frozen --no-cache": "error: --cache-dir: for a run that uses the feature cache only: --mode "
+                                                  "frozen without --no-cache, or --teacher (this run: --mode frozen --no-cache, no --teacher)",
+    "--modal A --context 2 --pooling mean --max-length 64":
+        "error: --text-model, --context, --pooling, --max-length: for a run with text (T) only (this run: --modal A)",
+    "--audio-model x --max-audio-seconds 4 --video-model y": "error: --audio-model, --max-audio-seconds: for a run with "
+        "audio (A) only (this run: --modal T); --video-model: for a run with video (V) only (this run: --modal T)",
+    "--missing-media zero": "error: --missing-media: for a run with audio (A) or video (V) only (this run: --modal T)",
+    "--fusion tfn --fusion-dim 32": "error: --fusion, --fusion-dim: for a run of several modalities only, which fuses them "
+                                    "(this run: --modal T)",
+    "--modal T+A --fusion concat --lmf-rank 2": "error: --lmf-rank: for --fusion lmf only (this run: --fusion concat)",
+    "--mode frozen --lr 1e-3 --head-lr 1e-2": "error: --lr: with --mode frozen only the fusion and head train, at --head-lr "
+                                              "(give one of the two)",
+}
+"""`train` flags that the run would not use (split on spaces; {tmp} a folder) -> the one line they must fail with."""
+
+
+@pytest.mark.parametrize("flags", UNUSED_FLAGS)
+def test_a_flag_the_run_would_not_use_is_refused_not_ignored(meld_dir: Path, tmp_path: Path, tiny_bert: Path,
+                                                            flags: str) -> None:
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, *flags.format(tmp=tmp_path).split(),
+                      "--output-dir", tmp_path / "ck")
+
+    assert line == UNUSED_FLAGS[flags]
+    assert not (tmp_path / "ck").exists()
+
+
+def test_cache_build_refuses_a_model_flag_of_a_modality_it_does_not_build(meld_dir: Path, tmp_path: Path) -> None:
+    line = error_line("cache", "build", meld_dir, "--modal", "A", "--text-model", "x", "--context", 1,
+                      "--cache-dir", tmp_path)
+
+    assert line == "error: --text-model, --context: for a run with text (T) only (this run: --modal A)"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_data_folder(tmp_path: Path, tiny_bert: Path) -> None:
     data = tmp_path / "absent"
 
@@ -504,7 +547,9 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_no_partial_file(meld_dir, tm
     cache, output = tmp_path / "cache", tmp_path / "ck"
     cache.mkdir()
 
-    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", mode, "--epochs", 1, "--cache-dir", cache,
+    cache_flags = ["--cache-dir", cache] if mode == "frozen" else []  # only a frozen run (of these) uses the cache
+
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", mode, "--epochs", 1, *cache_flags,
                       "--output-dir", output)
 
     if mode == "frozen":
