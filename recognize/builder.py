@@ -94,7 +94,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
         if modality == "T":
             built.tokenizer = load_tokenizer(model_id, config.trust_remote_code)
             check_text_fits(model_id, built.tokenizer, backbone.config, config.max_length)
-            config.pooling = resolve_pooling(model_id, backbone.config.model_type, config.pooling, new_run)
+            config.pooling = resolve_pooling(model_id, backbone, config.pooling, new_run)
             encoders["T"] = TextEncoder(backbone, config.pooling)
         elif modality == "A":
             built.audio = AudioFeatures(model_id, config.trust_remote_code, minimum_samples(backbone.config))

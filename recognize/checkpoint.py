@@ -87,6 +87,8 @@ def read_json(path: "str | Path") -> Any:
         raise RecognizeError(f"{path}: file not found") from None
     except json.JSONDecodeError as error:
         raise RecognizeError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise RecognizeError(f"{path}: not valid JSON (not UTF-8 text)") from None
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: "dict[str, str] | None" = None) -> None:

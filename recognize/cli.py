@@ -21,6 +21,7 @@ from rich.table import Table
 
 from recognize.config import ExperimentConfig, cli_flag
 from recognize.errors import RecognizeError
+from recognize.flag_scope import check_given_flags
 
 # rich_markup_mode=None: click's plain help, which wraps long defaults (model ids, paths) in a
 # column twice as wide as rich's panels give them, where rich cut them short at 80 columns
@@ -63,7 +64,7 @@ def _config_options(shown: Optional[frozenset[str]] = None) -> list[inspect.Para
     return params
 
 
-def train(data: str, overwrite: bool, resume: bool, seeds: Optional[str], **settings: Any) -> None:
+def train(command_line: typer.Context, data: str, overwrite: bool, resume: bool, seeds: Optional[str], **settings: Any) -> None:
     """Train a model on a MELD folder and save it as a checkpoint folder."""
     from recognize.engine import process_state
     from recognize.run import train as run_training, train_seeds
@@ -74,6 +75,7 @@ def train(data: str, overwrite: bool, resume: bool, seeds: Optional[str], **sett
     if seed_list is not None and settings["seed"] != ExperimentConfig.seed:  # it would be ignored
         raise RecognizeError(f"--seed {settings['seed']} and --seeds {seeds} exclude each other: --seeds gives each run its seed")
     config = ExperimentConfig(data=data, **settings)
+    check_given_flags(config, given_settings(command_line, settings))
     if seed_list is None:
         folder = run_training(config, overwrite=overwrite, resume=resume)
         if process_state().is_main_process:
@@ -86,7 +88,14 @@ def train(data: str, overwrite: bool, resume: bool, seeds: Optional[str], **sett
         _print_aggregate(group / AGGREGATE)
 
 
+def given_settings(command_line: typer.Context, settings: dict[str, Any]) -> list[str]:
+    """The names among `settings` whose flags the `command_line` (or an environment variable)
+    gave, not left at their defaults: a flag typed with its default value counts too."""
+    return [name for name in settings if command_line.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")]
+
+
 train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("command_line", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
     inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
                       default=typer.Argument("datasets/MELD", metavar="DATA_DIR", help="MELD folder (the three CSVs at its root).")),
     *_config_options(),
@@ -314,7 +323,7 @@ FEATURE_SETTINGS: frozenset[str] = frozenset({
 """The `train` flags that `cache build` takes: what decides the features, and how fast they are computed."""
 
 
-def cache_build(data: str, **settings: Any) -> None:
+def cache_build(command_line: typer.Context, data: str, **settings: Any) -> None:
     """Compute the frozen encoders' features of every split of a MELD folder (train's model
     flags apply: the encoders, their inputs, --init-from for a tuned encoder)."""
     from recognize.builder import build_model, has_split, make_split
@@ -330,6 +339,7 @@ def cache_build(data: str, **settings: Any) -> None:
         raise RecognizeError(f"cache build: {flags}: only `train` takes {'it' if len(ignored) == 1 else 'them'} "
                              "(cache build computes the encoders' features, whatever is trained on them)")
     config = ExperimentConfig(data=data, **{**settings, "mode": "frozen", "cache": True})
+    check_given_flags(config, given_settings(command_line, settings))
     sources = [load_source(folder, config) for folder in config.init_from]
     built = build_model(config, source_weights(sources))
     for split in ("train", "dev", "test"):
@@ -339,6 +349,7 @@ def cache_build(data: str, **settings: Any) -> None:
 
 
 cache_build.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("command_line", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
     inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
                       default=typer.Argument("datasets/MELD", metavar="DATA_DIR", help="MELD folder (the three CSVs at its root).")),
     *_config_options(shown=FEATURE_SETTINGS),

@@ -60,6 +60,49 @@ BAD_FLAGS: dict[str, str] = {
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
 
+UNUSED_FLAGS: dict[str, str] = {
+    "--lora-r 16 --mode full": "error: --lora-r: for --mode lora only (this run: --mode full)",
+    "--lora-r 8 --mode full": "error: --lora-r: for --mode lora only (this run: --mode full)",  # typed, though the default
+    "--lora-alpha 32 --lora-dropout 0.1 --lora-targets query --mode frozen":
+        "error: --lora-alpha, --lora-dropout, --lora-targets: for --mode lora only (this run: --mode frozen)",
+    "--no-cache --mode lora": "error: --no-cache: for --mode frozen only, whose encoders the feature cache stands in for "
+                              "(this run: --mode lora)",
+    "--cache-dir {tmp} --mode full": "error: --cache-dir: for a run that uses the feature cache only: --mode frozen without "
+                                     "--no-cache, or --teacher (this run: --mode full, no --teacher)",
+    "--cache-dir {tmp} --mode frozen --no-cache": "error: --cache-dir: for a run that uses the feature cache only: --mode "
+                                                  "frozen without --no-cache, or --teacher (this run: --mode frozen --no-cache, no --teacher)",
+    "--modal A --context 2 --pooling mean --max-length 64":
+        "error: --text-model, --context, --pooling, --max-length: for a run with text (T) only (this run: --modal A)",
+    "--audio-model x --max-audio-seconds 4 --video-model y": "error: --audio-model, --max-audio-seconds: for a run with "
+        "audio (A) only (this run: --modal T); --video-model: for a run with video (V) only (this run: --modal T)",
+    "--missing-media zero": "error: --missing-media: for a run with audio (A) or video (V) only (this run: --modal T)",
+    "--fusion tfn --fusion-dim 32": "error: --fusion, --fusion-dim: for a run of several modalities only, which fuses them "
+                                    "(this run: --modal T)",
+    "--modal T+A --fusion concat --lmf-rank 2": "error: --lmf-rank: for --fusion lmf only (this run: --fusion concat)",
+    "--mode frozen --lr 1e-3 --head-lr 1e-2": "error: --lr: with --mode frozen only the fusion and head train, at --head-lr "
+                                              "(give one of the two)",
+}
+"""`train` flags that the run would not use (split on spaces; {tmp} a folder) -> the one line they must fail with."""
+
+
+@pytest.mark.parametrize("flags", UNUSED_FLAGS)
+def test_a_flag_the_run_would_not_use_is_refused_not_ignored(meld_dir: Path, tmp_path: Path, tiny_bert: Path,
+                                                            flags: str) -> None:
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, *flags.format(tmp=tmp_path).split(),
+                      "--output-dir", tmp_path / "ck")
+
+    assert line == UNUSED_FLAGS[flags]
+    assert not (tmp_path / "ck").exists()
+
+
+def test_cache_build_refuses_a_model_flag_of_a_modality_it_does_not_build(meld_dir: Path, tmp_path: Path) -> None:
+    line = error_line("cache", "build", meld_dir, "--modal", "A", "--text-model", "x", "--context", 1,
+                      "--cache-dir", tmp_path)
+
+    assert line == "error: --text-model, --context: for a run with text (T) only (this run: --modal A)"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_data_folder(tmp_path: Path, tiny_bert: Path) -> None:
     data = tmp_path / "absent"
 
@@ -268,6 +311,11 @@ def list_pooling_config(folder: Path) -> None:
     (folder / "1_Pooling" / "config.json").write_text("[true]")
 
 
+def writing(name: str, text: str):
+    """A change that writes `text` to the folder's file `name`."""
+    return lambda folder: (folder / name).write_text(text)
+
+
 BAD_MODELS = {  # how the folder is changed -> the start of the one line it must fail with
     "pickled": (pickled_only, "error: --text-model {folder}: holds only pickled weights (*.bin), and only safetensors are loaded"),
     "cut": (cut_weights, "error: cannot load the model from folder '{folder}': Error while deserializing header"),
@@ -275,6 +323,16 @@ BAD_MODELS = {  # how the folder is changed -> the start of the one line it must
     "fewer-embeddings": (fewer_embeddings, "error: --text-model {folder}: its tokenizer has 73 tokens and the model's embeddings 40"),
     "cut-pooling": (cut_pooling_config, "error: {folder}/1_Pooling/config.json: not valid JSON (Expecting value, line 1)"),
     "list-pooling": (list_pooling_config, "error: {folder}/1_Pooling/config.json: not a sentence-transformers pooling config"),
+    "number-config": (writing("config.json", "3"), "error: {folder}/config.json: holds a bare value, not the JSON object of "
+                                                    "settings transformers reads (--text-model)"),
+    "list-tokenizer-config": (writing("tokenizer_config.json", "[]"), "error: {folder}/tokenizer_config.json: holds an array, "
+                                                                       "not the JSON object of settings transformers reads (--text-model)"),
+    "string-tokenizer": (writing("tokenizer.json", '"x"'), "error: {folder}/tokenizer.json: holds a string, not the JSON "
+                                                            "object of settings transformers reads (--text-model)"),
+    "cut-tokenizer-config": (writing("tokenizer_config.json", '{"do_lower_case": tr'),
+                             "error: {folder}/tokenizer_config.json: not valid JSON (Expecting value, line 1)"),
+    "binary-config": (lambda folder: (folder / "config.json").write_bytes(b"\xff\xfe{"),
+                      "error: {folder}/config.json: not valid JSON (not UTF-8 text)"),
 }
 
 
@@ -287,6 +345,33 @@ def test_a_model_folder_that_cannot_be_used_safely_or_correctly_fails_before_tra
 
     assert line.startswith(message.format(folder=folder)), line
     assert not (tmp_path / "ck").exists()
+
+
+def test_a_speech_model_folder_whose_preprocessor_config_is_not_an_object_is_a_one_line_error(meld_dir, tmp_path):
+    data = tmp_path / "MELD"
+    shutil.copytree(meld_dir, data)
+    for split in ("train", "dev", "test"):
+        (data / "audios" / split).mkdir(parents=True)
+    folder = write_tiny_wav2vec2(tmp_path / "wav2vec2")
+    (folder / "preprocessor_config.json").write_text("[]")
+
+    line = error_line("train", data, "--modal", "A", "--audio-model", folder, "--output-dir", tmp_path / "ck")
+
+    assert line == (f"error: {folder}/preprocessor_config.json: holds an array, not the JSON object of settings "
+                    "transformers reads (--audio-model)")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_eval_and_predict_name_a_backbone_settings_file_that_is_not_an_object(meld_dir, tmp_path, tiny_bert):
+    backbone = model_variant(tiny_bert, tmp_path / "bert", lambda folder: None)
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(backbone), mode="frozen", epochs=1, output_dir=str(tmp_path))
+    train(config)
+    (backbone / "tokenizer_config.json").write_text('"x"')
+    expected = (f"error: {backbone}/tokenizer_config.json: holds a string, not the JSON object of settings transformers "
+                "reads (--text-model)")
+
+    assert error_line("eval", config.run_dir) == expected
+    assert error_line("predict", config.run_dir, "--text", "okay") == expected
 
 
 @pytest.mark.parametrize("max_length", [1, 2])
@@ -462,7 +547,9 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_no_partial_file(meld_dir, tm
     cache, output = tmp_path / "cache", tmp_path / "ck"
     cache.mkdir()
 
-    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", mode, "--epochs", 1, "--cache-dir", cache,
+    cache_flags = ["--cache-dir", cache] if mode == "frozen" else []  # only a frozen run (of these) uses the cache
+
+    line = error_line("train", meld_dir, "--text-model", tiny_bert, "--mode", mode, "--epochs", 1, *cache_flags,
                       "--output-dir", output)
 
     if mode == "frozen":

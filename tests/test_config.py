@@ -9,6 +9,7 @@ import pytest
 
 from recognize.config import ExperimentConfig, backbone_name
 from recognize.errors import RecognizeError
+from recognize.flag_scope import SCOPES, check_given_flags
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MODAL_VALID = "valid: T, A, V or a '+'-joined combination such as T+A, T+A+V"
@@ -146,3 +147,34 @@ def test_local_paths_that_exist_are_saved_absolute_and_hub_ids_as_given(tmp_path
     assert config.audio_model == "facebook/wav2vec2-base"
     assert config.init_from == [str(tmp_path / "checkpoints" / "T--ET(tiny-bert)")]
     assert config.output_dir == "checkpoints" and config.run_name == "T--ET(tiny-bert)"
+
+
+@pytest.mark.parametrize("settings, given", [
+    (dict(mode="lora"), ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lr", "head_lr"]),
+    (dict(mode="frozen", cache=False), ["cache", "head_lr", "text_model", "context", "pooling", "max_length"]),
+    (dict(mode="frozen"), ["cache", "cache_dir", "lr"]),
+    (dict(mode="full", teacher="checkpoints/T--ET(x)"), ["cache_dir"]),  # the teacher's outputs are cached
+    (dict(modal="T+A", fusion="lmf"), ["fusion", "fusion_dim", "lmf_rank", "audio_model", "max_audio_seconds", "missing_media"]),
+    (dict(modal="V"), ["video_model", "missing_media"]),
+    (dict(mode="full", modal="A"), []),  # defaults of every other flag: nothing given, nothing refused
+])
+def test_flags_the_run_uses_pass(settings, given):
+    check_given_flags(ExperimentConfig(**settings), given)
+
+
+def test_every_flag_that_can_go_unused_is_refused_at_its_default_only_when_given():
+    config = ExperimentConfig(modal="A", mode="full")
+    given = [name for name in SCOPES if SCOPES[name](config) is not None]
+
+    assert given == ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "cache", "cache_dir", "text_model", "context",
+                     "pooling", "max_length", "video_model", "fusion", "fusion_dim", "lmf_rank"]
+    check_given_flags(config, [])
+    with pytest.raises(RecognizeError) as refused:
+        check_given_flags(config, given)
+    assert str(refused.value) == (
+        "--lora-r, --lora-alpha, --lora-dropout, --lora-targets: for --mode lora only (this run: --mode full); --cache: for "
+        "--mode frozen only, whose encoders the feature cache stands in for (this run: --mode full); --cache-dir: for a run "
+        "that uses the feature cache only: --mode frozen without --no-cache, or --teacher (this run: --mode full, no "
+        "--teacher); --text-model, --context, --pooling, --max-length: for a run with text (T) only (this run: --modal A); "
+        "--video-model: for a run with video (V) only (this run: --modal A); --fusion, --fusion-dim, --lmf-rank: for a run "
+        "of several modalities only, which fuses them (this run: --modal A)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers as hf
 from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, TimesformerConfig,
                           TimesformerModel, UniSpeechSatConfig, UniSpeechSatModel, WavLMConfig, WavLMModel, Wav2Vec2Config,
                           Wav2Vec2ConformerConfig, Wav2Vec2ConformerModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model,
@@ -25,8 +26,8 @@ from recognize.dataset.video import VideoFrames
 from recognize.errors import RecognizeError
 from recognize.engine import check_finite, predict_loader
 from recognize.model.classifier import EmotionModel
-from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, load_backbone, load_tokenizer,
-                                      resolve_pooling)
+from recognize.model.encoders import (AudioEncoder, TextEncoder, VideoEncoder, attends_causally, load_backbone, load_tokenizer,
+                                      pooling_for, resolve_pooling)
 from recognize.model.modes import apply_mode, checkpoint_state, running_statistics
 from recognize.tiny import write_tiny_bert, write_tiny_videomae, write_tiny_vivit, write_tiny_whisper, write_video_processor
 
@@ -294,10 +295,10 @@ def test_auto_pooling_follows_a_sentence_transformers_folder_and_refuses_what_it
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     if expected == "error":
         with pytest.raises(RecognizeError, match=r"--pooling auto: .* pools by max_tokens .*pass --pooling mean, cls or last"):
-            resolve_pooling(str(tmp_path), "bert", "auto")
+            pooling_for(str(tmp_path), "bert", "auto")
     else:
-        assert resolve_pooling(str(tmp_path), "bert", "auto") == expected
-    assert resolve_pooling(str(tmp_path), "bert", "mean") == "mean"  # asked for: no folder is read
+        assert pooling_for(str(tmp_path), "bert", "auto") == expected
+    assert pooling_for(str(tmp_path), "bert", "mean") == "mean"  # asked for: no folder is read
 
 
 @pytest.mark.parametrize("model_id, model_type, expected", [
@@ -307,7 +308,39 @@ def test_auto_pooling_follows_a_sentence_transformers_folder_and_refuses_what_it
     ("some-org/gpt-like", "gpt2", "mean"),
 ])
 def test_auto_pooling_without_a_folder_goes_by_id_and_model_type(model_id, model_type, expected):
-    assert resolve_pooling(model_id, model_type, "auto") == expected
+    assert pooling_for(model_id, model_type, "auto") == expected
+
+
+TINY_TEXT = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+CAUSAL_OR_NOT = {  # a tiny config -> whether the backbone load_backbone keeps attends causally
+    "gpt2": (lambda: hf.GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=2), True),
+    "mamba": (lambda: hf.MambaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, state_size=4), True),
+    "bert as a decoder": (lambda: hf.BertConfig(is_decoder=True, **TINY_TEXT), True),
+    "bert": (lambda: hf.BertConfig(**TINY_TEXT), False),
+    # transformers offers these as causal LMs and not as masked LMs, yet the model AutoModel loads is bidirectional
+    "bert-generation": (lambda: hf.BertGenerationConfig(**TINY_TEXT), False),
+    "xlnet": (lambda: hf.XLNetConfig(vocab_size=99, d_model=32, n_layer=2, n_head=2, d_inner=64), False),
+    "pegasus (its encoder)": (lambda: hf.PegasusConfig(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2,
+                                                        encoder_attention_heads=2, decoder_attention_heads=2,
+                                                        encoder_ffn_dim=64, decoder_ffn_dim=64), False),
+}
+
+
+@pytest.mark.parametrize("name", CAUSAL_OR_NOT)
+def test_cls_pooling_is_refused_only_for_a_backbone_whose_first_token_sees_nothing_after_it(tmp_path, name):
+    make_config, causal = CAUSAL_OR_NOT[name]
+    torch.manual_seed(0)
+    hf.AutoModel.from_config(make_config()).save_pretrained(tmp_path)
+    backbone = load_backbone(str(tmp_path))
+
+    assert attends_causally(backbone) is causal
+    assert backbone.training is False  # the probe leaves the backbone's mode as it was
+    if causal:
+        with pytest.raises(RecognizeError, match=rf"^--pooling cls: {tmp_path} is a decoder-only model "):
+            resolve_pooling(str(tmp_path), backbone, "cls")
+    else:
+        assert resolve_pooling(str(tmp_path), backbone, "cls") == "cls"
+    assert resolve_pooling(str(tmp_path), backbone, "cls", new_run=False) == "cls"  # a checkpoint saved before the check
 
 
 @pytest.mark.parametrize("mode", ["full", "lora", "frozen"])

@@ -95,11 +95,12 @@ def test_pooling_is_the_direct_computation_and_ignores_the_padding(text_models, 
 @pytest.mark.parametrize("name", DECODER_ONLY)
 def test_a_decoder_only_model_is_mean_pooled_by_default_and_never_cls_pooled(text_models, small_meld, tmp_path, name):
     folder = str(text_models[name])
-    model_type = load_backbone(folder).config.model_type
+    backbone = load_backbone(folder)
+    model_type = backbone.config.model_type
 
-    assert resolve_pooling(folder, model_type, "auto") == "mean"
-    assert resolve_pooling(folder, model_type, "last") == "last"
-    assert resolve_pooling(folder, model_type, "cls", new_run=False) == "cls"  # a checkpoint saved before the check loads
+    assert resolve_pooling(folder, backbone, "auto") == "mean"
+    assert resolve_pooling(folder, backbone, "last") == "last"
+    assert resolve_pooling(folder, backbone, "cls", new_run=False) == "cls"  # a checkpoint saved before the check loads
     assert error_line("train", small_meld, "--text-model", folder, "--pooling", "cls", "--output-dir", tmp_path) == (
         f"error: --pooling cls: {folder} is a decoder-only model ({model_type}), whose first token sees none after it; "
         "pass --pooling mean or --pooling last")

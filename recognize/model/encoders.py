@@ -1,12 +1,12 @@
 """Encoders: any Hugging Face backbone plus pooling, mapping one modality's batch to (B, D)."""
 
+import itertools
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from recognize.checkpoint import read_json
 from recognize.errors import RecognizeError, load_failure
@@ -23,8 +23,11 @@ def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "-
     only (a pickled `pytorch_model.bin` can run code when loaded); of an encoder-decoder
     (Whisper), the encoder; without a decoder's key/value cache (GPT-2, Llama), which would
     hold every layer's keys and values of each batch for nothing. A failure names `flag`,
-    the option that takes a local folder."""
+    the option that takes a local folder; so does a settings file of a local folder that is
+    not a JSON object (`check_settings_files`), before transformers reads it."""
     folder = Path(model_id)
+    if folder.is_dir():
+        check_settings_files(folder, flag)
     if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
         raise RecognizeError(f"{flag} {model_id}: holds only pickled weights (*.bin), and only safetensors are loaded; "
                              "convert them once with transformers: from_pretrained(folder).save_pretrained(folder)")
@@ -36,6 +39,24 @@ def load_backbone(model_id: str, trust_remote_code: bool = False, flag: str = "-
     if getattr(model.config, "use_cache", False):  # a decoder's key/value cache serves generation, not an encoder
         model.config.use_cache = False
     return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
+
+
+SETTINGS_FILES: tuple[str, ...] = (
+    "config.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.json", "vocab.json",
+    "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+"""The JSON files of a model folder that transformers reads as objects (a sentence-transformers
+folder's modules.json is a list, and not read by transformers)."""
+
+
+def check_settings_files(folder: Path, flag: str) -> None:
+    """RecognizeError naming the file and `flag` for a settings file of a local model `folder`
+    that is not valid JSON or not a JSON object (transformers fails on one with a traceback)."""
+    for name in SETTINGS_FILES:
+        path = folder / name
+        if path.is_file() and not isinstance(settings := read_json(path), dict):
+            kind = "an array" if isinstance(settings, list) else "a string" if isinstance(settings, str) else "null" \
+                if settings is None else "a bare value"
+            raise RecognizeError(f"{path}: holds {kind}, not the JSON object of settings transformers reads ({flag})")
 
 
 def load_tokenizer(model_id: str, trust_remote_code: bool = False):
@@ -76,28 +97,45 @@ def check_text_fits(model_id: str, tokenizer, model_config, max_length: int) -> 
             raise RecognizeError(f"--max-length {max_length}: {model_id} embeds at most {positions} positions")
 
 
-def is_decoder_only(model_type: str) -> bool:
-    """Whether a text model type attends causally, each token seeing only those before it:
-    a causal language model with no masked-LM form (GPT-2, Llama, Qwen2; not BERT or RoBERTa,
-    which transformers also offers as causal LMs)."""
-    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+def attends_causally(backbone: nn.Module) -> bool:
+    """Whether a text backbone's first position sees only the first token: its output there
+    stays the same when the last of four tokens changes. So it is for a decoder-only model
+    (GPT-2, Llama, Qwen2, Mamba) and a BERT configured as a decoder (`is_decoder`); not for a
+    bidirectional encoder, including those transformers also offers as causal LMs
+    (BertGeneration's encoder, XLNet) and the encoder `load_backbone` keeps of an
+    encoder-decoder (Pegasus, Marian, Blenderbot, PLBart, ProphetNet)."""
+    config = backbone.config.get_text_config()
+    special = set()
+    for key, value in config.to_dict().items():
+        if key.endswith("_token_id") and value is not None:
+            special.update(value if isinstance(value, list) else [value])
+    ids = list(itertools.islice((i for i in range(config.vocab_size) if i not in special), 5))
+    inputs = torch.tensor([ids[:4], ids[:3] + ids[4:]])
+    training = backbone.training
+    backbone.eval()  # no dropout between the two rows
+    with torch.no_grad():
+        first = backbone(input_ids=inputs).last_hidden_state[:, 0]
+    backbone.train(training)
+    return torch.allclose(first[0], first[1], rtol=1e-4, atol=1e-5)
 
 
-def resolve_pooling(model_id: str, model_type: str, requested: str, new_run: bool = True) -> str:
-    """The pooling for a text model: `requested` unless it is "auto"; then the model's own
-    (a sentence-transformers folder's 1_Pooling/config.json: mean, CLS or last token; "mean" for a
-    sentence-transformers id), else "cls" for BERT-like model types and "mean" for others.
-    CLS pooling of a decoder-only model is an error for a `new_run`: its first token sees no
-    other (a checkpoint trained that way before this check still loads)."""
-    pooling = _resolved_pooling(model_id, model_type, requested)
-    if new_run and pooling == "cls" and is_decoder_only(model_type):
+def resolve_pooling(model_id: str, backbone: nn.Module, requested: str, new_run: bool = True) -> str:
+    """The pooling for a text model: `pooling_for` its id, model type and `requested`. CLS
+    pooling of a backbone that attends causally (`attends_causally`) is an error for a
+    `new_run`: its first token sees no other (a checkpoint trained that way before this check
+    still loads)."""
+    model_type = backbone.config.model_type
+    pooling = pooling_for(model_id, model_type, requested)
+    if new_run and pooling == "cls" and attends_causally(backbone):
         raise RecognizeError(f"--pooling cls: {model_id} is a decoder-only model ({model_type}), whose first token sees "
                              "none after it; pass --pooling mean or --pooling last")
     return pooling
 
 
-def _resolved_pooling(model_id: str, model_type: str, requested: str) -> str:
-    """`resolve_pooling` before its check."""
+def pooling_for(model_id: str, model_type: str, requested: str) -> str:
+    """`requested` unless it is "auto"; then the model's own (a sentence-transformers folder's
+    1_Pooling/config.json: mean, CLS or last token; "mean" for a sentence-transformers id),
+    else "cls" for BERT-like model types and "mean" for others."""
     if requested != "auto":
         return requested
     pooling_config = Path(model_id) / "1_Pooling" / "config.json"
