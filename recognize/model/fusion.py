@@ -5,11 +5,12 @@ output_size, `--lmf-rank` rank), keeps `self.output_size = output_size` (the hea
 to read that width), and is called with the vectors and, per modality, which rows have it
 (`present`, (B,) booleans, or None: all), returning (B, output_size).
 
-A fusion of your own is a class of that shape and an entry in `FUSIONS`: added here (and to
-`--fusion`'s help in config.py) it is a `--fusion` value of every command; added from a
-script (`FUSIONS["gated"] = Gated`, before `train`) it serves that script's process only:
-the checkpoints it writes load (`evaluate`, `eval`, `predict`, `--init-from`) only where it
-is registered.
+A fusion of your own is a class of that shape and an entry in `FUSIONS` under a name of
+lower-case letters, digits and underscores (`--fusion` is read in lower case). Added here
+(and to `--fusion`'s help in config.py) it is a `--fusion` value of every command; added
+from a script (`FUSIONS["gated"] = Gated`, before `train`) it serves that script's process
+only: the checkpoints it writes load (`evaluate`, `eval`, `predict`, `--init-from`) only
+where it is registered.
 
 A modality missing from a row arrives as a zero vector (see `classifier.py`). In LMF and
 TFN its 1-appended vector is then (0, ..., 0, 1): the modality contributes only its
