@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from recognize.cache import FeatureDataset, cached_features, collate_features, uses_cache
+from recognize.checkpoint import CONFIG
 from recognize.config import ExperimentConfig
 from recognize.dataset.audio import AudioFeatures, check_audio_fits, minimum_samples, read_waveform
 from recognize.dataset.loader import Collator, LengthGroupedBatchSampler, MediaSource, UtteranceDataset
@@ -106,6 +107,7 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
     fusion = None
     if fusion_class is not None:
         fusion = fusion_class([encoders[m].output_size for m in config.modalities], config.fusion_dim, config.lmf_rank)
+        check_fusion_size(fusion, config)
     built.model = EmotionModel(encoders, len(LABELS[config.task]), config.dropout, fusion)
     if init_weights:
         built.initialised = load_matching(built.model, init_weights)
@@ -116,14 +118,31 @@ def build_model(config: ExperimentConfig, init_weights: "dict[str, torch.Tensor]
     return built
 
 
-def fusion_for(config: ExperimentConfig) -> "type[nn.Module] | None":
+def fusion_for(config: ExperimentConfig, checkpoint: Optional[Path] = None) -> "type[nn.Module] | None":
     """The fusion class of a run of several modalities (None for one); RecognizeError for
-    a name not in FUSIONS."""
+    a name not in FUSIONS, naming `--fusion`, or the `checkpoint` folder's config.json when
+    the config is a saved run's (whose fusion may have been registered by the script that
+    trained it)."""
     if len(config.modalities) == 1:
         return None
     if config.fusion not in FUSIONS:
-        raise RecognizeError(f"--fusion: unknown value '{config.fusion}'; valid: {', '.join(FUSIONS)}")
+        valid = ", ".join(FUSIONS)
+        if checkpoint is None:
+            raise RecognizeError(f"--fusion: unknown value '{config.fusion}'; valid: {valid}")
+        raise RecognizeError(f"{checkpoint / CONFIG}: fusion '{config.fusion}' is not in "
+                             f"recognize.model.fusion.FUSIONS ({valid}); a fusion of your own must be registered "
+                             f"there (FUSIONS['{config.fusion}'] = ...) before its checkpoints load")
     return FUSIONS[config.fusion]
+
+
+def check_fusion_size(fusion: nn.Module, config: ExperimentConfig) -> None:
+    """TypeError unless `fusion` keeps the width it was built with as `output_size`, as every
+    fusion of FUSIONS must: the classification head is built to read that many values."""
+    size = getattr(fusion, "output_size", None)
+    if size != config.fusion_dim:
+        raise TypeError(f"fusion '{config.fusion}' ({type(fusion).__name__}): its output_size attribute is {size!r}, "
+                        f"not the output_size it was built with ({config.fusion_dim}); a fusion module sets "
+                        "self.output_size = output_size, the width of the vector it returns, which the head reads")
 
 
 def load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:

@@ -3,6 +3,7 @@ with its help text beside it, and the checkpoint folder's name is derived from i
 
 import dataclasses
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -100,6 +101,7 @@ class ExperimentConfig:
     trust_remote_code: bool = _opt(False, "Allow model code from the model's repository (off unless you pass this).")
 
     def __post_init__(self) -> None:
+        self._normalise_numbers()
         self.modal = normalise_modal(self.modal)
         self.task = _choose("--label-type", self.task, {**{t: t for t in LABELS}, "e": "emotion", "s": "sentiment"})
         self.mode = _choose("--mode", self.mode, {**{m: m for m in MODES}, **{v: k for k, v in MODES.items()}})
@@ -125,6 +127,21 @@ class ExperimentConfig:
         self.data, self.teacher = anchored(self.data), anchored(self.teacher)
         self.text_model, self.audio_model, self.video_model = map(anchored, (self.text_model, self.audio_model, self.video_model))
         self.init_from = [anchored(p) for p in self.init_from]
+
+    def _normalise_numbers(self) -> None:
+        """Make every int and float field a plain Python int or float (a numpy number from a
+        script's sweep is one; it would not go into config.json), or fail with a one-line
+        error naming its flag for a value that is not a number of that kind (a string, a bool)."""
+        for item in dataclasses.fields(self):
+            kind = {int: int, float: float, Optional[float]: float}.get(item.type)
+            value = getattr(self, item.name)
+            if kind is None or (value is None and item.type == Optional[float]):
+                continue
+            wanted = numbers.Integral if kind is int else numbers.Real
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                raise RecognizeError(f"{cli_flag(item.name)}: expected {'an integer' if kind is int else 'a number'}, "
+                                     f"got {value!r} ({type(value).__name__})")
+            setattr(self, item.name, kind(value))
 
     def _check_numbers(self) -> None:
         """Range checks of the numeric flags, each failing with a one-line error naming its flag."""

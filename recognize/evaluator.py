@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from recognize import checkpoint as ckpt
-from recognize.builder import Built, SplitData, build_model, eval_loader, make_split
+from recognize.builder import Built, SplitData, build_model, eval_loader, fusion_for, make_split
 from recognize.config import ExperimentConfig
 from recognize.dataset.media import clip_name
 from recognize.engine import predict_loader, process_state
@@ -36,6 +36,7 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
     if not (folder / ckpt.WEIGHTS).is_file():
         raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
     ckpt.check_finished(folder)
+    fusion_for(config, checkpoint=folder)  # before the backbones load
     weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
     built = build_model(config, new_run=False)
     try:

@@ -4,7 +4,16 @@ against the teacher's outputs, which the batch carries (`teacher_logits`,
 `teacher_embeddings`: computed once by `teacher.py`).
 
 An objective may own parameters that train with the model but are not part of it: the
-feature loss's projection of the student's vector to the teacher's width."""
+feature loss's projection of the student's vector to the teacher's width.
+
+A loss of your own is a subclass of `LabelObjective` whose `forward(logits, embedding,
+batch)` returns the batch's mean loss (`batch["labels"]` holds the class indices). The
+engine also reads `needs_embedding` (True: `embedding` is the vector the head reads, else
+None), `class_weights` and `normaliser(batch)`, the denominator of that mean (override it
+with `row_count` when the mean is over rows, not class weights). `train` builds the
+objective here, in `make_objective`, from the config: choose the new loss by a field of
+`ExperimentConfig`, which is then a `train` flag, saved in config.json and told apart by
+`report`."""
 
 from typing import Optional
 

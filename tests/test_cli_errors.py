@@ -499,7 +499,8 @@ def test_eval_checkpoint_without_weights(meld_dir: Path, tmp_path: Path, tiny_be
 
 @pytest.mark.parametrize("change, message", [
     ({"bogus": 1}, "unknown config keys ['bogus']; known: "),
-    ({"epochs": "x"}, "its 'experiment' section has a value of the wrong type ("),
+    ({"epochs": "x"}, "--epochs: expected an integer, got 'x' (str)"),
+    ({"modal": 3}, "its 'experiment' section has a value of the wrong type ("),
 ])
 def test_a_checkpoint_config_with_bad_settings_names_the_file(meld_dir: Path, tmp_path: Path, tiny_bert: Path,
                                                              change: dict, message: str) -> None:

@@ -5,6 +5,7 @@ and the dict round trip that config.json relies on."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recognize.config import ExperimentConfig, backbone_name
@@ -100,6 +101,10 @@ INVALID: dict[str, tuple[dict[str, object], str]] = {
     "batch_size=-2": ({"batch_size": -2}, "--batch-size: must be at least 1, got -2"),
     "context=-1": ({"context": -1}, "--context: must be 0 or more, got -1"),
     "warmup=1.0": ({"warmup": 1.0}, "--warmup: a fraction in [0, 1), got 1.0"),
+    "epochs='3'": ({"epochs": "3"}, "--epochs: expected an integer, got '3' (str)"),
+    "epochs=2.5": ({"epochs": 2.5}, "--epochs: expected an integer, got 2.5 (float)"),
+    "lr='1e-3'": ({"lr": "1e-3"}, "--lr: expected a number, got '1e-3' (str)"),
+    "fusion_dim=True": ({"fusion_dim": True}, "--fusion-dim: expected an integer, got True (bool)"),
 }
 """Test id -> (ExperimentConfig settings, the exact error message)."""
 
@@ -123,6 +128,14 @@ def test_dict_round_trip_through_json() -> None:
     assert saved["init_from"] == ["checkpoints/stage1"]
     assert ExperimentConfig.from_dict(saved) == config
     assert ExperimentConfig.from_dict(saved).run_name == "T+A--SL--LMF(all-MiniLM-L6-v2+wav2vec2-base)"
+
+
+def test_numpy_numbers_from_a_sweep_become_python_numbers_that_json_takes() -> None:
+    config = ExperimentConfig(epochs=np.int64(3), lr=np.float32(0.5), head_lr=None, max_audio_seconds=np.int32(4))
+
+    assert (type(config.epochs), type(config.lr), type(config.max_audio_seconds)) == (int, float, float)
+    assert json.loads(json.dumps(config.to_dict()))["epochs"] == 3
+    assert (config.lr, config.head_lr, config.max_audio_seconds) == (0.5, None, 4.0)
 
 
 def test_from_dict_rejects_unknown_keys() -> None:

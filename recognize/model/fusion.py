@@ -1,7 +1,16 @@
 """Fusion networks: the pooled vectors of several modalities, in the model's modality order,
 -> one vector of `output_size` for the classification head. `FUSIONS` maps each `--fusion`
-name to its class; each takes (input_sizes, output_size, rank) and is called with the
-vectors and, per modality, which rows have it (`present`, (B,) booleans, or None: all).
+name to its class; each takes (input_sizes, output_size, rank) (`--fusion-dim` is
+output_size, `--lmf-rank` rank), keeps `self.output_size = output_size` (the head is built
+to read that width), and is called with the vectors and, per modality, which rows have it
+(`present`, (B,) booleans, or None: all), returning (B, output_size).
+
+A fusion of your own is a class of that shape and an entry in `FUSIONS` under a name of
+lower-case letters, digits and underscores (`--fusion` is read in lower case). Added here
+(and to `--fusion`'s help in config.py) it is a `--fusion` value of every command; added
+from a script (`FUSIONS["gated"] = Gated`, before `train`) it serves that script's process
+only: the checkpoints it writes load (`evaluate`, `eval`, `predict`, `--init-from`) only
+where it is registered.
 
 A modality missing from a row arrives as a zero vector (see `classifier.py`). In LMF and
 TFN its 1-appended vector is then (0, ..., 0, 1): the modality contributes only its
