@@ -45,6 +45,7 @@ from recognize.dataset.meld import csv_path
 from recognize.digest import tensors_digest
 from recognize.engine import process_state, resolved_precision
 from recognize.errors import RecognizeError
+from recognize.main_process import on_main_process
 
 ENVIRONMENT = "EMOTION_RECOGNIZE_CACHE"
 SUFFIX = ".features.safetensors"
@@ -306,7 +307,10 @@ def cached_features(config: ExperimentConfig, built: Any, split: str, dataset: U
             if problem != "absent":
                 state.print(f"feature cache: {entry.path} is {problem}; building it again")
             missing.append(modality)
-    if missing and state.is_main_process:
+
+    def build_missing() -> None:
+        if not missing:
+            return
         view = UtteranceDataset(dataset.labels, text=dataset.text if "T" in missing else None,
                                 media={m: s for m, s in dataset.media.items() if m in missing})
         device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
@@ -316,7 +320,7 @@ def cached_features(config: ExperimentConfig, built: Any, split: str, dataset: U
         for modality in missing:
             vectors, present = computed[modality]
             entries[modality].save({"features": vectors.float(), "present": present.to(torch.uint8)})
-    state.wait_for_everyone()  # every process, every time: the others read what the main one built
+    on_main_process(state, build_missing)  # every process, every time: the others read what the main one built
     for entry in entries.values():
         if entry.tensors is None and (problem := entry.load(len(dataset))) is not None:
             raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")

@@ -26,6 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
 from recognize.epoch_log import EpochLog
+from recognize.main_process import on_main_process
 from recognize.errors import RecognizeError, first_line
 from recognize.metrics import classification_metrics
 from recognize.model.modes import checkpoint_state, running_statistics
@@ -37,12 +38,15 @@ LOG_EVERY_STEPS = 20
 
 @dataclass
 class FitResult:
-    """What `fit` reports: the best epoch (1-based), its dev metrics, and every epoch's row."""
+    """What `fit` reports: the best epoch (1-based), its dev metrics, every epoch's row, and
+    per split ("train", "dev") and modality which rows had their input in every batch they
+    were in (False: a clip missing, or failing to decode when read, in any epoch)."""
 
     best_epoch: int
     best_dev: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    present: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def resolved_precision(precision: str) -> str:
@@ -140,10 +144,13 @@ def fit(
         set_seed(config.seed + epoch)  # torch, numpy (Wav2Vec2's time masks and layer drop) and random, per epoch
         set_epoch(train_data, epoch)
         epoch_start = time.perf_counter()
-        train_loss, samples = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
+        train_loss, samples, absent = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
         seconds = time.perf_counter() - epoch_start
         check_finite(model, epoch + 1, train_loss)  # before this epoch's weights could be saved as the best
-        dev_metrics = classification_metrics(*_labels_and_predictions(model, dev_data, accelerator), labels)
+        dev = predict(model, dev_data, accelerator)
+        dev_metrics = classification_metrics(dev.labels, dev.logits.argmax(-1), labels)
+        state.note_absent("train", absent)
+        state.note_absent("dev", {m: ~present for m, present in dev.present.items()})
         row = {
             "epoch": epoch + 1,
             "train_loss": round(train_loss, 6),
@@ -163,13 +170,14 @@ def fit(
             state.bad_epochs += 1
         state.epoch = epoch + 1
         state.train_seconds = time.perf_counter() - started
-        if accelerator.is_main_process:
+
+        def write_epoch() -> None:
             if improved:
                 ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
             ckpt.write_rows(run_dir / ckpt.HISTORY, state.history)
             if state.epoch < config.epochs:  # after the last epoch the state would be removed at once, below
                 save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
-        accelerator.wait_for_everyone()
+        on_main_process(accelerator, write_epoch)  # once an epoch, not a step: a failed write stops every process
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, dev acc {dev_metrics['accuracy']:.2%}, "
             f"dev wF1 {dev_metrics['weighted_f1']:.2%}{' (best)' if improved else ''}, {row['samples_per_second']:.0f} samples/s",
@@ -179,9 +187,10 @@ def fit(
     log_epoch.close()
     best = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
     accelerator.unwrap_model(model).load_state_dict(best, strict=False)
-    if accelerator.is_main_process:
-        mark_trained(run_dir, state)
-    return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds)
+    on_main_process(accelerator, lambda: mark_trained(run_dir, state))
+    modalities = list(accelerator.unwrap_model(model).encoders)
+    present = {split: state.present(split, modalities, len(data.dataset)) for split, data in (("train", train_data), ("dev", dev_data))}
+    return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds, present)
 
 
 def check_finite(model: torch.nn.Module, epoch: int, loss: float) -> None:
@@ -210,8 +219,10 @@ def set_epoch(data: DataLoader, epoch: int) -> None:
         sampler.set_epoch(epoch)
 
 
-def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int]:
-    """One pass over the training batches; returns the mean loss and the samples seen, over every process."""
+def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int, dict[str, np.ndarray]]:
+    """One pass over the training batches; returns the mean loss and the samples seen, over
+    every process, and per modality the rows that some process's batch had without it
+    (`{m}_present` False: its clip missing, or failing to decode when read)."""
     model.train()
     criterion = accelerator.unwrap_model(objective)
     needs_embedding = criterion.needs_embedding
@@ -221,6 +232,8 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
     parameters = [*model.parameters(), *objective.parameters()]
     loss_sum = torch.zeros((), device=accelerator.device)
     window_weight = torch.zeros((), device=accelerator.device)
+    modalities = list(accelerator.unwrap_model(model).encoders)
+    absent = torch.zeros((len(modalities), len(data.dataset)), device=accelerator.device)  # counted on the device: no sync
     samples = 0
     start = time.perf_counter()
     with _progress(accelerator, f"epoch {epoch + 1}/{config.epochs}") as progress:
@@ -249,19 +262,18 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
                 optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach() * n
             samples += n
+            for row, modality in enumerate(modalities):
+                if (present := batch.get(f"{modality}_present")) is not None:
+                    absent[row].index_add_(0, batch["index"], present.logical_not().to(absent.dtype))
             if not progress.disable and (step % LOG_EVERY_STEPS == 0 or step == len(data)):  # no bar shown: no sync
                 rate = samples / (time.perf_counter() - start)
                 status = f"loss {loss_sum.item() / samples:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  {rate:.0f} samples/s"
                 progress.update(task, completed=step, status=status)
-    totals = accelerator.reduce(torch.stack([loss_sum, loss_sum.new_tensor(float(samples))]), reduction="sum")
-    loss_total, samples = totals.tolist()
-    return loss_total / max(samples, 1), int(samples)
-
-
-def _labels_and_predictions(model, data: DataLoader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:
-    """True labels and argmax predictions over `data`, gathered from every process."""
-    outputs = predict(model, data, accelerator)
-    return outputs.labels, outputs.logits.argmax(-1)
+    totals = torch.cat([torch.stack([loss_sum, loss_sum.new_tensor(float(samples))]), absent.flatten()])
+    totals = accelerator.reduce(totals, reduction="sum").cpu()  # one collective: the loss, the rows and the absent clips
+    loss_total, samples = totals[:2].tolist()
+    absent_rows = totals[2:].view(len(modalities), -1).numpy() > 0
+    return loss_total / max(samples, 1), int(samples), dict(zip(modalities, absent_rows))
 
 
 @dataclass
@@ -324,6 +336,21 @@ class TrainingState:
     bad_epochs: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    absent_rows: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    """Per split ("train", "dev") and modality, the rows served without their input in some epoch so far."""
+
+    def note_absent(self, split: str, absent: dict[str, np.ndarray]) -> None:
+        """Add the rows flagged in `absent` (per modality, a bool per row) to `absent_rows[split]`."""
+        noted = self.absent_rows.setdefault(split, {})
+        for modality, flags in absent.items():
+            noted[modality] = sorted(set(noted.get(modality, [])) | set(np.flatnonzero(flags).tolist()))
+
+    def present(self, split: str, modalities: list[str], rows: int) -> dict[str, np.ndarray]:
+        """Per modality, a bool per row of `split`: False where `absent_rows` has the row."""
+        present = {modality: np.ones(rows, dtype=bool) for modality in modalities}
+        for modality, absent in self.absent_rows.get(split, {}).items():
+            present[modality][absent] = False
+        return present
 
 
 def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler, objective: torch.nn.Module) -> None:

@@ -17,6 +17,7 @@ from recognize.dataset.media import clip_name
 from recognize.engine import predict_loader, process_state
 from recognize.errors import RecognizeError, first_line
 from recognize.lineage import record_stages
+from recognize.main_process import on_main_process
 from recognize.metrics import classification_metrics
 from recognize.model.modes import unstored_digest
 from recognize.seeds import aggregate, run_label, seed_folders, seed_of
@@ -78,11 +79,13 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
                "initialised_from": [entry["folder"] for entry in record.get("lineage", [])], **scores}
     if data_split.media_report:
         metrics["missing_media"] = data_split.media_report
-    if process_state().is_main_process:
+
+    def write_evaluation() -> None:
         ckpt.write_json(folder / f"eval-{split}.json", metrics)
         ckpt.write_rows(folder / f"predictions-{split}.csv", prediction_rows(data_split.rows, logits, names, config.task))
         ckpt.write_rows(folder / f"per-class-{split}.csv", [{"class": name, **values} for name, values in metrics["per_class"].items()])
         write_confusion(folder / f"confusion-{split}.png", metrics["confusion"], names, f"{run_label(folder)}, {split}")
+    on_main_process(process_state(), write_evaluation)
     return metrics
 
 
@@ -111,9 +114,8 @@ def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str
         raise RecognizeError(f"{folder}: neither a checkpoint folder nor a setting folder of seed-*/ runs")
     per_seed = {seed_of(m): evaluate(m, split=split, data=data, trust_remote_code=trust_remote_code) for m in members}
     summary = {"split": split, **aggregate(per_seed)}
-    if process_state().is_main_process:
-        ckpt.write_json(folder / f"eval-{split}.json", summary)
-    process_state().wait_for_everyone()  # the command line reads that file back on every process
+    # the command line reads that file back on every process
+    on_main_process(process_state(), lambda: ckpt.write_json(folder / f"eval-{split}.json", summary))
     return {**summary, "per_seed": per_seed}
 
 

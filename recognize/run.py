@@ -16,9 +16,10 @@ from recognize.dataset.meld import data_fingerprint, disagreeing_labels
 from recognize.engine import TRAINED, class_weights, fit, process_state, resolved_precision
 from recognize.epoch_log import check_log
 from recognize.errors import RecognizeError
-from recognize.evaluator import score
+from recognize.evaluator import report_read_failures, score
 from recognize.init_from import lineage_entries, load_source, source_weights
 from recognize.labels import LABELS
+from recognize.main_process import on_main_process
 from recognize.model.modes import checkpoint_state, unstored_digest
 from recognize.objective import make_objective
 from recognize.seeds import AGGREGATE, aggregate, seed_folders, seed_member
@@ -55,9 +56,11 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
     built = build_model(config, source_weights(sources))
     lineage = lineage_entries(sources, built.initialised)
     distributed = process_state()
-    if overwrite and run_dir.exists() and distributed.is_main_process:
-        shutil.rmtree(run_dir)
-    distributed.wait_for_everyone()
+
+    def replace_old_run() -> None:
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+    on_main_process(distributed, replace_old_run)  # the others wait: they may not see the old run while it goes
     for entry in lineage:
         distributed.print(f"initialised from {entry['folder']}: {', '.join(entry['loaded'])}")
     labels = list(LABELS[config.task])
@@ -88,13 +91,14 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
                    if config.feature_weight is not None else "")
         distributed.print(f"distilling {outputs.record['run_name']} ({config.distill}, weight {config.distill_weight}, "
                           f"temperature {config.temperature}{feature}); its outputs: {outputs.entry}")
-    if distributed.is_main_process and not resume_from_state:
-        extra.update(data_fingerprint=data_fingerprint(config.data), resolved_precision=resolved_precision(config.precision),
-                     parameters=_parameter_counts(built.model),
-                     unstored_weights=unstored_digest(built.model, set(checkpoint_state(built.model))),
-                     backbone_configs=built.config_digests)
-        ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))
-    distributed.wait_for_everyone()
+    if not resume_from_state:
+        def write_config() -> None:
+            extra.update(data_fingerprint=data_fingerprint(config.data), resolved_precision=resolved_precision(config.precision),
+                         parameters=_parameter_counts(built.model),
+                         unstored_weights=unstored_digest(built.model, set(checkpoint_state(built.model))),
+                         backbone_configs=built.config_digests)
+            ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.checkpoint_record(config, extra))
+        on_main_process(distributed, write_config)
 
     weights = class_weights(train_set.labels, len(labels)) if config.class_weights else None
     torch.manual_seed(config.seed)  # the objective's own layer starts the same whatever ran before it
@@ -108,6 +112,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         "train_samples": len(train_set),
         "dev": result.best_dev,
     }
+    report_read_failures(train_split, result.present["train"])  # over every epoch and process
+    report_read_failures(dev_split, result.present["dev"])
     media_reports = {"train": train_split.media_report, "dev": dev_split.media_report}
     if test_rows is not None:
         test_split = make_split(config, built, "test", rows=test_rows)
@@ -115,10 +121,11 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         media_reports["test"] = test_split.media_report
     if any(media_reports.values()):
         metrics["missing_media"] = media_reports
-    if distributed.is_main_process:
+
+    def write_metrics() -> None:
         ckpt.write_json(run_dir / ckpt.METRICS, metrics)
         shutil.rmtree(run_dir / ckpt.STATE, ignore_errors=True)
-    distributed.wait_for_everyone()  # callers (--seeds, cross-validation) read metrics.json on every process
+    on_main_process(distributed, write_metrics)  # callers (--seeds, cross-validation) read metrics.json on every process
     return run_dir
 
 
@@ -134,9 +141,7 @@ def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = Fa
                    for seed in seeds}  # every seed's settings are checked before the first one trains
     per_seed = {seed: ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
                 for seed, run_config in run_configs.items()}
-    if process_state().is_main_process:
-        ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed))
-    process_state().wait_for_everyone()
+    on_main_process(process_state(), lambda: ckpt.write_json(config.setting_dir / AGGREGATE, aggregate(per_seed)))
     return config.setting_dir
 
 

@@ -25,6 +25,7 @@ from recognize.dataset.meld import csv_path
 from recognize.engine import make_accelerator, process_state, resolved_precision
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
+from recognize.main_process import on_main_process
 from recognize.objective import TEACHER_EMBEDDINGS, TEACHER_LOGITS
 
 TABLES: tuple[str, ...] = ("logits", "embeddings", "dialogue_id", "utterance_id")
@@ -76,11 +77,13 @@ def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOu
     problem = entry.load(len(inputs.rows), TABLES)
     if problem is not None:
         data = make_split(teacher, built, split, inputs=inputs)  # on every process: a frozen teacher's features are built together
-        if state.is_main_process:
-            if problem != "absent":
-                state.print(f"feature cache: {entry.path} is {problem}; computing the teacher's outputs again")
+        if problem != "absent":
+            state.print(f"feature cache: {entry.path} is {problem}; computing the teacher's outputs again")
+
+    def save_outputs() -> None:
+        if problem is not None:
             entry.save(_compute(teacher, built, data))
-    state.wait_for_everyone()
+    on_main_process(state, save_outputs)  # every process, every time: the others read what the main one wrote
     if entry.tensors is None and (problem := entry.load(len(inputs.rows), TABLES)) is not None:
         raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
     return TeacherOutputs(config.teacher, record, entry=entry.path, **entry.tensors)

@@ -4,6 +4,7 @@ written once, whose recorded metrics `eval` reproduces."""
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,10 @@ from safetensors.torch import load_file
 from recognize import ExperimentConfig, evaluate, train
 from recognize.builder import eval_loader, make_split
 from recognize.dataset.meld import load_split
+from recognize.dataset.synthetic import write_synthetic_meld
 from recognize.evaluator import load_trained
+
+from helpers import train_interrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,11 +86,11 @@ from recognize import engine
 from recognize.cli import main
 
 folder, sys.argv = sys.argv[1], sys.argv[:1] + sys.argv[2:]
-evaluated, passes = engine._labels_and_predictions, []
+evaluated, passes = engine.predict, []
 
 
 def probe(model, data, accelerator):
-    # this process's head before each dev pass, then the pass as usual
+    # this process's head before each dev pass (and the test split's), then the pass as usual
     passes.append(len(passes) + 1)
     head = accelerator.unwrap_model(model).head[1]
     save_file({"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone()},
@@ -94,7 +98,7 @@ def probe(model, data, accelerator):
     return evaluated(model, data, accelerator)
 
 
-engine._labels_and_predictions = probe
+engine.predict = probe
 main()
 """
 
@@ -139,3 +143,39 @@ def test_the_train_loss_in_history_is_the_mean_over_every_processs_rows(meld_dir
         labels = torch.cat([batch["labels"] for batch in eval_loader(config, built, split.dataset)])
     assert len(labels) == 1638
     assert recorded == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), abs=2e-6)  # 6 decimals
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a process group's rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_write_that_fails_on_the_main_process_stops_every_process_with_its_error(tiny_bert, tmp_path, monkeypatch):
+    """Launched as a cluster scheduler launches them (srun, mpirun: no torchrun to stop the
+    others when one fails), two processes resume a run whose history.csv is a folder: the
+    main process alone writes it, fails, and shares its error, so the other stops with the
+    same line instead of meeting a process that has gone at the next collective."""
+    data = write_synthetic_meld(tmp_path / "MELD", seed=0, dialogues={"train": 40, "dev": 10, "test": 10})
+    config = ExperimentConfig(data=str(data), text_model=str(tiny_bert), mode="frozen", epochs=2, pooling="mean",
+                              output_dir=str(tmp_path / "runs"))
+    train_interrupted(config, 1, monkeypatch)
+    history = config.run_dir / "history.csv"
+    history.unlink()
+    history.mkdir()
+    command = [sys.executable, "recognize/cli.py", "train", str(data), "--text-model", str(tiny_bert), "--mode", "frozen",
+               "--epochs", "2", "--pooling", "mean", "--output-dir", str(tmp_path / "runs"), "--resume"]
+    group = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1", **group, "RANK": str(rank), "LOCAL_RANK": str(rank)})
+                 for rank in (0, 1)]
+    try:
+        outcomes = [process.communicate(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    expected = f"error: {history}: is a folder; give a file name"
+    for rank, (process, (_, stderr)) in enumerate(zip(processes, outcomes)):
+        assert process.returncode == 1, (rank, stderr[-3000:])
+        assert [line for line in stderr.splitlines() if line.strip()] == [expected], (rank, stderr[-3000:])

@@ -112,9 +112,10 @@ def test_metrics_count_the_rows_each_split_lost_or_zero_filled(runs, media_meld,
     train_examples = sorted(cases[case][1][0] for case in lost_in_train)
     missing_in_train, unreadable_in_train = (2, 0) if modality == "A" else (0, 1)
     assert metrics["missing_media"] == {
-        "train": {modality: {"missing": missing_in_train, "unreadable": unreadable_in_train, "examples": train_examples},
-                  "rows_skipped": len(lost_in_train), "rows_zero_filled": 0},
-        "dev": {modality: {"missing": 1, "unreadable": 0, "examples": cases["missing"][1]}, "rows_skipped": 0, "rows_zero_filled": 1},
+        "train": {modality: {"missing": missing_in_train, "unreadable": unreadable_in_train, "failed_on_read": 0,
+                             "examples": train_examples}, "rows_skipped": len(lost_in_train), "rows_zero_filled": 0},
+        "dev": {modality: {"missing": 1, "unreadable": 0, "failed_on_read": 0, "examples": cases["missing"][1]},
+                "rows_skipped": 0, "rows_zero_filled": 1},
         "test": {modality: {"missing": 0, "unreadable": 0, "failed_on_read": 0, "examples": []}, "rows_skipped": 0,
                  "rows_zero_filled": 0},
     }

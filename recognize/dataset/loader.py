@@ -23,16 +23,20 @@ class MediaSource:
 
     paths: list[Optional[Path]]
     read: Callable[[Path], Any]
+    failed: set[Path] = field(default_factory=set)
 
     def get(self, index: int) -> Any:
-        """The preprocessed clip of row `index`, or None when it is missing or fails to decode."""
+        """The preprocessed clip of row `index`, or None when it is missing or fails to decode
+        (with a warning naming the clip, the first time this process meets its failure)."""
         path = self.paths[index]
         if path is None:
             return None
         try:
             return self.read(path)
         except MediaError as error:
-            log.warning("%s; the sample is zero-filled and masked", error)
+            if path not in self.failed:
+                self.failed.add(path)
+                log.warning("%s; the sample is zero-filled and masked", error)
             return None
 
 
