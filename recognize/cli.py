@@ -147,9 +147,8 @@ def evaluate_command(
     console.print(metrics_table(escape(f"{run_label(checkpoint)}: {split} ({metrics['samples']} utterances)"), metrics))
     sources = f" (initialised from {', '.join(metrics['initialised_from'])})" if metrics["initialised_from"] else ""
     console.print(escape(f"training: {metrics['training']}{sources}"), highlight=False)
-    beside = [name for name in (f"predictions-{split}.csv", f"per-class-{split}.csv", f"confusion-{split}.png")
-              if (checkpoint / name).is_file()]  # no picture without matplotlib (a warning said so)
-    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, and {', '.join(beside)} beside it"), highlight=False)
+    beside = ", ".join((f"predictions-{split}.csv", f"per-class-{split}.csv", f"confusion-{split}.png"))
+    console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, and {beside} beside it"), highlight=False)
 
 
 def _check_comparable(folder_a: Path, folder_b: Path) -> None:

@@ -2,7 +2,6 @@
 `eval-{split}.json` (metrics), `predictions-{split}.csv` (one row per utterance),
 `per-class-{split}.csv` and `confusion-{split}.png`."""
 
-import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -90,17 +89,10 @@ def evaluate(folder: "str | Path", split: str = "test", data: Optional[str] = No
 
 
 def write_confusion(path: Path, confusion: "list[list[int]]", names: list[str], title: str) -> None:
-    """The confusion picture, or a warning when matplotlib (the `plots` extra) is missing; then
-    an earlier evaluation's picture is removed, as it would not show this one."""
-    try:
-        from recognize.plots import write_confusion_picture
+    """The confusion picture of an evaluation (matplotlib, imported only when one is drawn)."""
+    from recognize.plots import write_confusion_picture
 
-        write_confusion_picture(path, confusion, names, title)
-    except ModuleNotFoundError as error:
-        if error.name != "matplotlib":
-            raise
-        path.unlink(missing_ok=True)
-        warnings.warn(f"no {path.name}: matplotlib is not installed (pip install 'emotion-recognize[plots]')", stacklevel=2)
+    write_confusion_picture(path, confusion, names, title)
 
 
 def evaluate_seeds(folder: "str | Path", split: str = "test", data: Optional[str] = None,

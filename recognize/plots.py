@@ -1,4 +1,4 @@
-"""The confusion matrix as a picture (matplotlib, the optional `plots` extra): counts beside
+"""The confusion matrix as a picture (matplotlib): counts beside
 row-normalised fractions (each true class's row sums to 1)."""
 
 from pathlib import Path

@@ -14,10 +14,20 @@ from recognize.tiny import write_tiny_bert  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def feature_cache(tmp_path_factory) -> Path:
-    """The feature cache of every run in the tests: a fresh folder, never the user's."""
-    folder = tmp_path_factory.mktemp("feature-cache")
+def shared_feature_cache(tmp_path_factory) -> Path:
+    """The feature cache of fixtures shared by several tests (module or session scope): a
+    fresh folder, never the user's."""
+    folder = tmp_path_factory.mktemp("shared-feature-cache")
     os.environ["EMOTION_RECOGNIZE_CACHE"] = str(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def feature_cache(tmp_path_factory, monkeypatch) -> Path:
+    """The feature cache of the runs a test makes itself: a folder of that test's own, so no
+    test is served entries another one built, whatever order they run in."""
+    folder = tmp_path_factory.mktemp("feature-cache")
+    monkeypatch.setenv("EMOTION_RECOGNIZE_CACHE", str(folder))
     return folder
 
 

@@ -21,11 +21,16 @@ from recognize.evaluator import load_trained
 
 from helpers import train_interrupted
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+"""torchrun on a free port of its own choosing (--standalone): without it every launch takes port
+29500, and a second torchrun on the machine (another test run, another job) fails to start."""
 
 
 def test_two_process_training_writes_one_consistent_checkpoint(meld_dir, tiny_bert, tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "recognize/cli.py", "train",
+    command = [*TORCHRUN, "recognize/cli.py", "train",
                str(meld_dir), "--text-model", str(tiny_bert), "--mode", "full", "--lr", "1e-3", "--epochs", "6",
                "--batch-size", "8", "--pooling", "mean", "--output-dir", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -51,7 +56,7 @@ def test_two_processes_distil_from_a_frozen_teacher_over_seeds_and_evaluate_them
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
     teacher = train(ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", epochs=1,
                                      pooling="mean", output_dir=str(tmp_path / "teacher")))
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "recognize/cli.py"]
+    launch = [*TORCHRUN, "recognize/cli.py"]
     student = [*launch, "train", str(meld_dir), "--text-model", str(tiny_bert), "--mode", "full", "--epochs", "1",
                "--pooling", "mean", "--teacher", str(teacher), "--distill", "kd", "--seeds", "1,2",
                "--output-dir", str(tmp_path / "students")]
@@ -112,7 +117,7 @@ def test_class_weighted_accumulated_steps_keep_the_processes_replicas_equal(meld
     probes.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
            "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(probes), "train",
+    command = [*TORCHRUN, str(script), str(probes), "train",
                str(meld_dir), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "2", "--batch-size", "8",
                "--grad-accum", "3", "--class-weights", "--lr", "1e-2", "--pooling", "mean", "--output-dir", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -127,7 +132,7 @@ def test_the_train_loss_in_history_is_the_mean_over_every_processs_rows(meld_dir
     of the stored (untrained) head over all 1,638 training rows; 182 batches of 9, 91 per
     process, repeat none. Each process alone saw half of them."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "recognize/cli.py", "train",
+    command = [*TORCHRUN, "recognize/cli.py", "train",
                str(meld_dir), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "1", "--batch-size", "9",
                "--lr", "0", "--dropout", "0", "--pooling", "mean", "--output-dir", str(tmp_path / "runs")]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

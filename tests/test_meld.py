@@ -269,6 +269,7 @@ def real_train():
     return load_split(REAL_MELD, "train")
 
 
+@pytest.mark.slow
 @needs_real_meld
 @pytest.mark.parametrize(("split", "size"), [("train", 9989), ("dev", 1109), ("test", 2610)])
 def test_real_split_sizes(split: str, size: int) -> None:
@@ -283,6 +284,7 @@ def test_a_sentiment_meld_never_gives_its_emotion_is_found() -> None:
     assert disagreeing_labels(rows).index.tolist() == [0, 4]
 
 
+@pytest.mark.slow
 @needs_real_meld
 def test_real_train_labels_and_gaps(real_train) -> None:
     counts = {"neutral": 4710, "joy": 1743, "surprise": 1205, "anger": 1109, "sadness": 683, "disgust": 271, "fear": 268}
