@@ -246,8 +246,8 @@ def uses_cache(config: ExperimentConfig) -> bool:
 
 def masked_yet_clip_by_clip(encoder: Any) -> bool:
     """Whether `encoder` is a speech encoder that takes a mask yet runs one clip at a time
-    (data2vec-audio, Wav2Vec2-Conformer, since 2026-11-27; batched before): keys of vectors it computes say so,
-    so that entries built in batches are not served."""
+    (data2vec-audio, Wav2Vec2-Conformer): keys of vectors it computes say so, so that entries
+    built in batches (by an older version) are not served."""
     return getattr(encoder, "pass_mask", False) and not encoder.padding_free
 
 

@@ -395,7 +395,7 @@ def demo_command(
     _print_summary(folder)
     metrics = evaluate(folder, split="test")
     console.print(metrics_table(escape(f"{folder.name}: test"), metrics))
-    console.print(escape(f"the run's files: {folder} (README, \"What a run writes\"); next, e.g.:\n"
+    console.print(escape(f"the run's files: {folder} (docs/training.md, \"What a run writes\"); next, e.g.:\n"
                          f"  emotion-recognize report {output}\n"
                          f"  emotion-recognize predict \"{folder}\" --text \"wow, I love this apartment\""),
                   highlight=False, soft_wrap=True)

@@ -46,12 +46,12 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
         raise RecognizeError(f"{folder / ckpt.WEIGHTS}: does not fit the model its config.json builds ({reason})") from None
     if unexpected:
         raise RecognizeError(f"{folder / ckpt.WEIGHTS}: {len(unexpected)} tensors do not fit the model, e.g. {unexpected[0]}")
-    recorded = record.get("unstored_weights")  # absent in checkpoints written before 2026-11-27
+    recorded = record.get("unstored_weights")  # absent in checkpoints of older versions
     if recorded is not None and unstored_digest(built.model, set(weights)) != recorded:
         backbones = ", ".join(config.model_id(m) for m in config.modalities)
         raise RecognizeError(f"{folder}: the weights it takes from {backbones} (those its model.safetensors does not "
                              "hold) are not the ones it was trained with; the backbone folder or hub model changed")
-    changed = [config.model_id(m) for m, digest in record.get("backbone_configs", {}).items()  # absent before 2026-11-27
+    changed = [config.model_id(m) for m, digest in record.get("backbone_configs", {}).items()  # absent in older checkpoints
                if built.config_digests.get(m) != digest]
     if changed:
         raise RecognizeError(f"{folder}: the config.json of {', '.join(changed)} is not the one it was trained with "
