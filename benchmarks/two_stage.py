@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from recognize import ExperimentConfig, train
-from recognize.checkpoint import METRICS, read_json
 from recognize.config import backbone_name
 from recognize.labels import LABELS
 
-from jsonl import emit, machine, progress_to_stderr
+from jsonl import emit, machine, progress_to_stderr, run_scores
+from stages import CLASSIFIER_STAGE, next_stage
 
 
 def run_stage(config: ExperimentConfig, stage: str, args: argparse.Namespace) -> tuple[Path, dict]:
@@ -32,15 +32,10 @@ def run_stage(config: ExperimentConfig, stage: str, args: argparse.Namespace) ->
     with progress_to_stderr():
         folder = train(config)
     seconds = time.perf_counter() - start
-    metrics = read_json(folder / METRICS)
-    dev, test = metrics["dev"], metrics["test"]
     return folder, {
         "benchmark": "two_stage", "stage": stage, "model": backbone_name(args.model), "task": args.task,
         "mode": config.mode, "epochs": config.epochs, "lr": config.learning_rate, "batch_size": config.batch_size,
-        "seed": config.seed, "best_epoch": metrics["best_epoch"],
-        "dev_weighted_f1": round(100 * dev["weighted_f1"], 2),
-        "test_accuracy": round(100 * test["accuracy"], 2), "test_weighted_f1": round(100 * test["weighted_f1"], 2),
-        "seconds": round(seconds, 1), "machine": machine(),
+        "seed": config.seed, **run_scores(folder), "seconds": round(seconds, 1), "machine": machine(),
     }
 
 
@@ -53,8 +48,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--stage2-epochs", type=int, default=4)
-    parser.add_argument("--stage2-lr", type=float, default=1e-3)
+    parser.add_argument("--stage2-epochs", type=int, default=CLASSIFIER_STAGE["epochs"])
+    parser.add_argument("--stage2-lr", type=float, default=CLASSIFIER_STAGE["lr"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--output", help="also append the JSON lines to this file")
     args = parser.parse_args()
@@ -66,8 +61,8 @@ def main() -> None:
                                       output_dir=str(Path(workdir) / f"seed-{seed}"))
             stage1, first = run_stage(single, "full", args)
             emit(first, args.output)
-            second_config = ExperimentConfig.from_checkpoint(stage1, mode="frozen", init_from=[str(stage1)],
-                                                             epochs=args.stage2_epochs, lr=args.stage2_lr)
+            second_config = next_stage(single, stage1, **{**CLASSIFIER_STAGE, "epochs": args.stage2_epochs,
+                                                          "lr": args.stage2_lr})
             _, second = run_stage(second_config, "full -> classifier", args)
             emit(second, args.output)
             for key in differences:

@@ -1,0 +1,156 @@
+"""benchmarks/quality.py on generated MELD data and a tiny BERT, with 1-epoch recipes: its
+lines against the runs' metrics.json, its commands against what `emotion-recognize train`
+parses them into, collecting finished seeds instead of training them again, and `report`."""
+
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import recognize.run
+from helpers import ROOT, load_script
+from recognize.checkpoint import read_json
+from recognize.cli import app
+from recognize.errors import RecognizeError
+
+SEED_KEYS = ["benchmark", "recipe", "stage", "backbone", "task", "seed", "dev_weighted_f1", "test_accuracy",
+             "test_weighted_f1", "epochs_run", "best_epoch", "train_seconds", "collected", "machine", "command"]
+SUMMARY_KEYS = ["benchmark", "recipe", "stage", "summary", "backbone", "task", "seeds", "n", "test_accuracy_mean",
+                "test_accuracy_std", "test_weighted_f1_mean", "test_weighted_f1_std", "machine", "command"]
+BASELINE = "T--ET(tiny-bert)"
+TRAIN_SEEDS = recognize.run.train_seeds
+
+
+@pytest.fixture(scope="module")
+def quality():
+    """benchmarks/quality.py as a module (its imports of jsonl and stages from benchmarks/)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        yield load_script("benchmarks/quality.py")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def run_quality(quality, capsys, monkeypatch, *arguments) -> tuple[list[dict], list[dict]]:
+    """quality.main(arguments); its JSON lines, and the config dicts train_seeds was given (before training)."""
+    given = []
+
+    def recording(config, seeds, **kwargs):
+        given.append(config.to_dict())
+        return TRAIN_SEEDS(config, seeds, **kwargs)
+
+    monkeypatch.setattr(quality, "train_seeds", recording)
+    capsys.readouterr()
+    quality.main([str(a) for a in arguments])
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()], given
+
+
+def parsed_command(command: str, monkeypatch) -> tuple[dict, list[int], bool]:
+    """What `emotion-recognize train` makes of `command`: the config and seeds it passes to
+    train_seeds (patched: nothing trains), and its resume."""
+    words = shlex.split(command)
+    assert words[:2] == ["emotion-recognize", "train"]
+    seen = {}
+
+    def instead(config, seeds, overwrite=False, resume=False):
+        seen.update(config=config.to_dict(), seeds=seeds, resume=resume)
+        return config.setting_dir
+
+    monkeypatch.setattr(recognize.run, "train_seeds", instead)
+    result = CliRunner().invoke(app, words[1:])
+    assert result.exit_code == 0, result.output
+    return seen["config"], seen["seeds"], seen["resume"]
+
+
+def file_times(folder: Path) -> dict[str, int]:
+    """Every file of the seed folders under `folder` and its modification time in nanoseconds
+    (aggregate.json beside them is written again by every `train --seeds`)."""
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")
+            if path.is_file() and path.name != "aggregate.json"}
+
+
+def test_baseline_lines_match_the_runs_and_a_second_run_collects_them(quality, meld_dir, tiny_bert, tmp_path, capsys,
+                                                                     monkeypatch):
+    out, output = tmp_path / "runs", tmp_path / "quality.jsonl"
+    arguments = [meld_dir, "--recipe", "baseline", "--text-model", tiny_bert, "--seeds", "1,2", "--epochs", "1",
+                 "--output-dir", out, "--output", output]
+    lines, given = run_quality(quality, capsys, monkeypatch, *arguments)
+    assert [list(line) for line in lines] == [SEED_KEYS, SEED_KEYS, SUMMARY_KEYS]
+    assert output.read_text() == "".join(json.dumps(line) + "\n" for line in lines)
+    metrics = {seed: read_json(out / BASELINE / f"seed-{seed}" / "metrics.json") for seed in (1, 2)}
+    for line, seed in zip(lines, (1, 2)):
+        run = metrics[seed]
+        assert {k: line[k] for k in SEED_KEYS[:-2]} == {
+            "benchmark": "quality", "recipe": "baseline", "stage": "Full Tuning", "backbone": "tiny-bert", "task": "emotion",
+            "seed": seed, "dev_weighted_f1": round(100 * run["dev"]["weighted_f1"], 2),
+            "test_accuracy": round(100 * run["test"]["accuracy"], 2),
+            "test_weighted_f1": round(100 * run["test"]["weighted_f1"], 2), "epochs_run": 1, "best_epoch": 1,
+            "train_seconds": round(run["train_seconds"], 1), "collected": False}
+    summary = lines[2]
+    assert (summary["summary"], summary["seeds"], summary["n"]) == (True, [1, 2], 2)
+    for score in ("accuracy", "weighted_f1"):
+        values = [100 * metrics[seed]["test"][score] for seed in (1, 2)]
+        assert summary[f"test_{score}_mean"] == round(statistics.mean(values), 2)
+        assert summary[f"test_{score}_std"] == round(statistics.stdev(values), 2)
+        from_lines = [line[f"test_{score}"] for line in lines[:2]]  # the lines' rounded scores agree to within rounding
+        assert abs(summary[f"test_{score}_mean"] - statistics.mean(from_lines)) <= 0.01
+        assert abs(summary[f"test_{score}_std"] - statistics.stdev(from_lines)) <= 0.02
+
+    command = summary["command"]
+    assert all(line["command"] == command for line in lines)
+    assert command.endswith(f" --output-dir {out} --seeds 1,2 --resume")
+    config, seeds, resume = parsed_command(command, monkeypatch)
+    assert (config, seeds, resume) == (given[0], [1, 2], True)
+
+    before = file_times(out)
+    again, given_again = run_quality(quality, capsys, monkeypatch, *arguments)
+    assert file_times(out) == before  # nothing trained, nothing rewritten
+    assert again == [{**line, "collected": True} for line in lines[:2]] + [lines[2]]
+    assert given_again == given
+    assert output.read_text().splitlines() == [json.dumps(line) for line in lines + again]
+
+
+def test_two_stage_collects_its_first_stage_and_report_tells_the_stages_apart(quality, meld_dir, tiny_bert, tmp_path,
+                                                                               capsys, monkeypatch):
+    out = tmp_path / "runs"
+    common = [meld_dir, "--text-model", tiny_bert, "--seeds", "1,2", "--epochs", "1", "--output-dir", out]
+    baseline, _ = run_quality(quality, capsys, monkeypatch, *common, "--recipe", "baseline")
+    first_times = file_times(out / BASELINE)
+    lines, given = run_quality(quality, capsys, monkeypatch, *common, "--recipe", "two_stage")
+    assert file_times(out / BASELINE) == first_times
+    assert lines[:3] == [{**line, "recipe": "two_stage", **({"collected": True} if "seed" in line else {})}
+                         for line in baseline]
+    second = lines[3:]
+    assert [line["stage"] for line in second] == ["Full Tuning -> Training Classification"] * 3
+    assert [line.get("collected") for line in second] == [False, False, None]
+    for seed in (1, 2):  # each seed's classifier stage starts from the same seed's full tuning
+        record = read_json(out / "stage-2" / "T--EF(tiny-bert)" / f"seed-{seed}" / "config.json")
+        assert [entry["folder"] for entry in record["lineage"]] == [str(out / BASELINE / f"seed-{seed}")]
+    config, seeds, resume = parsed_command(second[0]["command"], monkeypatch)
+    assert config == given[1] and config["mode"] == "frozen" and config["lr"] == 1e-3
+    assert config["init_from"] == [str(out / BASELINE)]
+
+    table = CliRunner().invoke(app, ["report", str(out)])
+    assert table.exit_code == 0, table.output
+    rows = [[cell.strip() for cell in row.split("|")[1:-1]] for row in table.stdout.splitlines()[2:]]
+    header = [cell.strip() for cell in table.stdout.splitlines()[0].split("|")[1:-1]]
+    shown = {row[header.index("training")]: (row[header.index("n")], row[header.index("weighted-F1")]) for row in rows}
+    summaries = {line["stage"]: line for line in lines if line.get("summary")}
+    assert shown == {stage: ("2", f"{s['test_weighted_f1_mean']:.2f} ± {s['test_weighted_f1_std']:.2f}")
+                     for stage, s in summaries.items()}
+
+
+def test_a_finished_seed_of_other_settings_is_an_error_not_retrained(quality, meld_dir, tiny_bert, tmp_path, capsys,
+                                                                      monkeypatch):
+    out, output = tmp_path / "runs", tmp_path / "quality.jsonl"
+    common = [meld_dir, "--recipe", "baseline", "--text-model", tiny_bert, "--seeds", "1", "--output-dir", out,
+              "--output", output]
+    run_quality(quality, capsys, monkeypatch, *common, "--epochs", "1")
+    before, recorded = file_times(out), output.read_text()
+    with pytest.raises(RecognizeError, match=r"--resume needs the earlier run's settings; these differ: --epochs 1 -> 2"):
+        run_quality(quality, capsys, monkeypatch, *common, "--epochs", "2")
+    assert file_times(out) == before and output.read_text() == recorded
