@@ -116,17 +116,29 @@ TRUST_HELP = ("Allow model code from the backbones' repositories (off unless you
 @app.command("eval")
 @_fail_cleanly
 def evaluate_command(
-    checkpoint: Path = typer.Argument(..., metavar="CKPT_DIR", help="A checkpoint folder written by `train`."),
+    checkpoints: list[Path] = typer.Argument(..., metavar="CKPT_DIR...", help="A checkpoint folder written by `train` (several, or setting folders of seeds, with --ensemble)."),
     data: Optional[str] = typer.Option(None, "--data", help="MELD folder to evaluate on (default: the one in the checkpoint's config)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate: test, dev or train."),
     compare: Optional[Path] = typer.Option(None, "--compare", metavar="CKPT_B", help="Also evaluate this checkpoint on the same rows; print both side by side with a paired bootstrap 95% interval for the weighted-F1 difference."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the mean of the checkpoints' class probabilities (a setting folder: of its seeds) as one model."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="With --ensemble: where the ensemble's eval files go (default: SETTING_DIR/ensemble for one setting folder)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
-    """Evaluate a checkpoint folder (or each seed of a --seeds folder) on a split: eval, predictions, per-class, confusion files."""
+    """Evaluate a checkpoint folder (or each seed of a --seeds folder, or an ensemble) on a split: eval, predictions, per-class, confusion files."""
     from recognize.checkpoint import CONFIG
     from recognize.evaluator import evaluate, evaluate_seeds
     from recognize.seeds import run_label, seed_folders
 
+    if ensemble:
+        if compare is not None:
+            raise RecognizeError("--compare: not with --ensemble; evaluate the ensemble, then compare its predictions")
+        _evaluate_ensemble(checkpoints, split, data, output_dir, trust_remote_code)
+        return
+    if output_dir is not None:
+        raise RecognizeError("--output-dir: only with --ensemble (a checkpoint's eval files go into its folder)")
+    if len(checkpoints) > 1:
+        raise RecognizeError(f"CKPT_DIR: {len(checkpoints)} folders given; one, or several with --ensemble")
+    checkpoint = checkpoints[0]
     if not (checkpoint / CONFIG).is_file() and seed_folders(checkpoint):
         if compare is not None:
             raise RecognizeError(f"--compare: compares two single runs; {checkpoint} holds several seeds, "
@@ -149,6 +161,24 @@ def evaluate_command(
     console.print(escape(f"training: {metrics['training']}{sources}"), highlight=False)
     beside = ", ".join((f"predictions-{split}.csv", f"per-class-{split}.csv", f"confusion-{split}.png"))
     console.print(escape(f"wrote {checkpoint / f'eval-{split}.json'}, and {beside} beside it"), highlight=False)
+
+
+def _evaluate_ensemble(paths: list[Path], split: str, data: Optional[str], output_dir: Optional[Path],
+                       trust_remote_code: bool) -> None:
+    """`eval --ensemble`: each member's scores, then the ensemble's table and where its files went."""
+    from recognize.ensemble import default_output, evaluate_ensemble
+    from recognize.seeds import run_label
+
+    def show_member(folder: Path, metrics: dict[str, Any]) -> None:
+        console.print(escape(f"{run_label(folder)}: acc {metrics['accuracy']:.2%}  wF1 {metrics['weighted_f1']:.2%}  "
+                             f"macro-F1 {metrics['macro_f1']:.2%}"), highlight=False)
+
+    target = output_dir if output_dir is not None else default_output(paths)
+    metrics = evaluate_ensemble(paths, split=split, data=data, output_dir=target,
+                                trust_remote_code=trust_remote_code, on_member=show_member)
+    console.print(metrics_table(escape(f"{metrics['training']}: {split} ({metrics['samples']} utterances)"), metrics))
+    beside = ", ".join((f"predictions-{split}.csv", f"per-class-{split}.csv", f"confusion-{split}.png"))
+    console.print(escape(f"wrote {target / f'eval-{split}.json'}, and {beside} beside it"), highlight=False)
 
 
 def _check_comparable(folder_a: Path, folder_b: Path) -> None:
@@ -220,7 +250,7 @@ def report_command(
 @app.command("predict")
 @_fail_cleanly
 def predict_command(
-    checkpoint: Path = typer.Argument(..., metavar="CKPT_DIR", help="A checkpoint folder written by `train`."),
+    checkpoints: list[Path] = typer.Argument(..., metavar="CKPT_DIR...", help="A checkpoint folder written by `train` (several, or setting folders of seeds, with --ensemble)."),
     text: Optional[str] = typer.Option(None, "--text", help="The utterance (for a model that reads text)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Its audio clip: a flac or wav, or a video (mp4) whose sound is read (for a model that reads audio)."),
     video: Optional[Path] = typer.Option(None, "--video", help="Its video clip, an mp4 (for a model that reads video)."),
@@ -229,17 +259,24 @@ def predict_command(
     input_file: Optional[Path] = typer.Option(None, "--input", help="A CSV of utterances (columns Utterance, Audio, Video as the model needs; Speaker, Dialogue_ID, Utterance_ID optional)."),
     output: Optional[Path] = typer.Option(None, "--output", help="With --input: write the predictions CSV here (default: print it)."),
     mask_missing: bool = typer.Option(False, "--mask-missing", help="Mask the audio or video the model takes where none is given (a T+A model on text alone; an --input row with an empty or no Audio/Video cell), as eval masks a missing clip."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="The mean of the checkpoints' class probabilities (a setting folder: of its seeds)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
-    """Class probabilities for one utterance, or for each row of a CSV, from a trained checkpoint."""
+    """Class probabilities for one utterance, or for each row of a CSV, from a trained checkpoint (or an ensemble)."""
     from recognize.checkpoint import atomic_write
+    from recognize.ensemble import predict_file_ensemble, predict_utterance_ensemble
     from recognize.predictor import predict_file, predict_utterance
     from recognize.seeds import run_label
 
+    if not ensemble and len(checkpoints) > 1:
+        raise RecognizeError(f"CKPT_DIR: {len(checkpoints)} folders given; one, or several with --ensemble")
+    checkpoint = checkpoints if ensemble else checkpoints[0]
+    predict_rows = predict_file_ensemble if ensemble else predict_file
+    predict_one = predict_utterance_ensemble if ensemble else predict_utterance
     if input_file is not None:
         if text is not None or audio is not None or video is not None or context:
             raise RecognizeError("--input: give utterances either in the CSV or with --text/--audio/--video, not both")
-        table = predict_file(checkpoint, input_file, mask_missing=mask_missing, trust_remote_code=trust_remote_code).to_csv(index=False)
+        table = predict_rows(checkpoint, input_file, mask_missing=mask_missing, trust_remote_code=trust_remote_code).to_csv(index=False)
         if output is None:
             print(table, end="")
         else:
@@ -248,10 +285,11 @@ def predict_command(
         return
     if output is not None:
         raise RecognizeError("--output: only with --input (a single utterance's probabilities are printed)")
-    probabilities = predict_utterance(checkpoint, text=text, audio=None if audio is None else str(audio),
+    probabilities = predict_one(checkpoint, text=text, audio=None if audio is None else str(audio),
                                       video=None if video is None else str(video), context=context or [], speaker=speaker,
                                       mask_missing=mask_missing, trust_remote_code=trust_remote_code)
-    title = run_label(checkpoint) + (f": {text!r}" if text is not None else "")
+    name = f"ensemble of {', '.join(map(run_label, checkpoints))}" if ensemble else run_label(checkpoint)
+    title = name + (f": {text!r}" if text is not None else "")
     table = Table(title=escape(title), title_justify="left")
     table.add_column("class")
     table.add_column("probability", justify="right")
