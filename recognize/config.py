@@ -82,6 +82,8 @@ class ExperimentConfig:
     compile: bool = _opt(False, "Compile the backbones with torch.compile (dynamic shapes): a one-off compile of a minute or so, meant for long GPU runs (on a 2-core CPU it was slower).")
     patience: int = _opt(0, "Early stopping: stop after this many epochs without a better dev weighted-F1 (0 = off).")
     class_weights: bool = _opt(False, "Weight the loss by inverse class frequency of the training split.")
+    label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy: the target spreads this share evenly over all classes (0 = off; Szegedy et al., 2016). Not with --teacher.")
+    layer_decay: float = _opt(1.0, "Layer-wise learning-rate decay of the encoders: the top layer trains at --lr, each layer below at this factor times the rate above it, the embeddings lowest (1 = off; e.g. 0.8; ELECTRA, BEiT). Full tuning and LoRA.")
     dropout: float = _opt(0.1, "Dropout before the classification head.")
     lora_r: int = _opt(8, "LoRA rank.")
     lora_alpha: int = _opt(16, "LoRA alpha (scaling = alpha / r).")
@@ -151,7 +153,9 @@ class ExperimentConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise RecognizeError(f"{cli_flag(name)}: must be 0 or more, got {value}")
-        for name in ("dropout", "lora_dropout", "warmup"):
+        if not (math.isfinite(self.layer_decay) and 0.0 < self.layer_decay <= 1.0):
+            raise RecognizeError(f"--layer-decay: a factor in (0, 1], got {self.layer_decay}")
+        for name in ("dropout", "lora_dropout", "warmup", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise RecognizeError(f"{cli_flag(name)}: a fraction in [0, 1), got {getattr(self, name)}")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "fusion_dim", "lmf_rank"):
@@ -178,6 +182,8 @@ class ExperimentConfig:
             if given:
                 raise RecognizeError(f"{', '.join(given)}: only with --teacher")
             return
+        if self.label_smoothing:
+            raise RecognizeError("--label-smoothing: not with --teacher (the distillation loss's soft targets stand in for it)")
         self.distill = _choose("--distill", self.distill or "kd", {d: d for d in DISTILL_LOSSES})
         weight, temperature = DISTILL_DEFAULTS[self.distill.split("+")[0]]
         self.distill_weight = weight if self.distill_weight is None else float(self.distill_weight)

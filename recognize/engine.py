@@ -26,9 +26,10 @@ from transformers import get_linear_schedule_with_warmup
 from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
 from recognize.epoch_log import EpochLog
-from recognize.main_process import on_main_process
 from recognize.errors import RecognizeError, first_line
+from recognize.main_process import on_main_process
 from recognize.metrics import classification_metrics
+from recognize.model.layers import layer_scales
 from recognize.model.modes import checkpoint_state, running_statistics
 from recognize.objective import LabelObjective
 
@@ -81,20 +82,24 @@ def process_state() -> PartialState:
 
 def make_optimizer(model: torch.nn.Module, config: ExperimentConfig,
                    objective: Optional[torch.nn.Module] = None) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters: the encoders' at `learning_rate`, the fusion's
-    and head's (and the `objective`'s own, if any) at `head_learning_rate`; no weight decay
-    on biases and norm weights; the fused kernel on GPU."""
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    named = [*model.named_parameters(), *(objective.named_parameters(prefix="objective") if objective is not None else ())]
+    """AdamW over the trainable parameters: the encoders' at `learning_rate` (times their
+    layer's `layer_scales` factor with `--layer-decay`), the fusion's and head's (and the
+    `objective`'s own, if any) at `head_learning_rate`; no weight decay on biases and norm
+    weights; the fused kernel on GPU."""
+    groups: dict[tuple[bool, float, bool], list[torch.nn.Parameter]] = {}
+    named = [(name, param) for name, param in (*model.named_parameters(),
+             *(objective.named_parameters(prefix="objective") if objective is not None else ())) if param.requires_grad]
+    encoder_names = [name for name, _ in named if name.startswith("encoders.")]
+    scales = layer_scales(encoder_names, config.layer_decay) if config.layer_decay != 1.0 else {}
     for name, param in named:
-        if param.requires_grad:
-            groups.setdefault((name.startswith("encoders."), param.ndim >= 2), []).append(param)
+        encoder = name.startswith("encoders.")
+        groups.setdefault((encoder, scales.get(name, 1.0), param.ndim >= 2), []).append(param)
     params = [p for group in groups.values() for p in group]
     fused = torch.cuda.is_available() and all(p.is_cuda for p in params)
     return torch.optim.AdamW(
-        [{"params": group, "lr": config.learning_rate if encoder else config.head_learning_rate,
+        [{"params": group, "lr": config.learning_rate * scale if encoder else config.head_learning_rate,
           "weight_decay": config.weight_decay if decays else 0.0}
-         for (encoder, decays), group in sorted(groups.items(), reverse=True)],  # encoders' first: history's lr
+         for (encoder, scale, decays), group in sorted(groups.items(), reverse=True)],  # encoders' top layer first: history's lr
         lr=config.learning_rate, fused=fused or None)
 
 

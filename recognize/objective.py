@@ -29,17 +29,20 @@ TEACHER_EMBEDDINGS = "teacher_embeddings"
 
 
 class LabelObjective(nn.Module):
-    """Cross-entropy against the batch's labels, optionally class-weighted."""
+    """Cross-entropy against the batch's labels, optionally class-weighted, optionally with
+    label smoothing (the target is 1 - s on the label plus s / K on each of the K classes)."""
 
     needs_embedding = False
 
-    def __init__(self, class_weights: Optional[torch.Tensor] = None) -> None:
+    def __init__(self, class_weights: Optional[torch.Tensor] = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights, persistent=False)
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, embedding: Optional[torch.Tensor], batch: dict) -> torch.Tensor:
         """The mean loss of the batch."""
-        return F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
+        return F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights,
+                               label_smoothing=self.label_smoothing)
 
     def normaliser(self, batch: dict) -> torch.Tensor:
         """The denominator of the batch's mean loss: its rows' class weights summed (PyTorch's
@@ -100,7 +103,7 @@ def make_objective(config: ExperimentConfig, class_weights: Optional[torch.Tenso
                    student_width: int = 0, teacher_width: int = 0) -> LabelObjective:
     """The objective of a run of `config`: distillation with a teacher, else cross-entropy."""
     if not config.teacher:
-        return LabelObjective(class_weights)
+        return LabelObjective(class_weights, config.label_smoothing)
     if config.distill == "feature":  # the feature loss alone: --distill-weight and --temperature are its own
         return DistillObjective(None, (config.distill_weight, config.temperature), class_weights, student_width, teacher_width)
     response = (config.response_loss, config.distill_weight, config.temperature)

@@ -56,6 +56,11 @@ BAD_FLAGS: dict[str, str] = {
                          "seed + epoch), got 4294967295",
     "--seeds 1,-1": "error: --seeds: '1,-1' is not a comma-separated list of integers 0 or more, e.g. 1,2,3",
     "--seed 7 --seeds 1,2": "error: --seed 7 and --seeds 1,2 exclude each other: --seeds gives each run its seed",
+    "--layer-decay 0": "error: --layer-decay: a factor in (0, 1], got 0.0",
+    "--layer-decay 1.2": "error: --layer-decay: a factor in (0, 1], got 1.2",
+    "--label-smoothing 1": "error: --label-smoothing: a fraction in [0, 1), got 1.0",
+    "--label-smoothing 0.1 --teacher teacher-folder": "error: --label-smoothing: not with --teacher (the distillation loss's soft "
+                                             "targets stand in for it)",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
@@ -81,6 +86,8 @@ UNUSED_FLAGS: dict[str, str] = {
     "--modal T+A --fusion concat --lmf-rank 2": "error: --lmf-rank: for --fusion lmf only (this run: --fusion concat)",
     "--mode frozen --lr 1e-3 --head-lr 1e-2": "error: --lr: with --mode frozen only the fusion and head train, at --head-lr "
                                               "(give one of the two)",
+    "--mode frozen --layer-decay 0.8": "error: --layer-decay: for --mode full or lora only, which train the encoders' "
+                                       "layers (this run: --mode frozen)",
 }
 """`train` flags that the run would not use (split on spaces; {tmp} a folder) -> the one line they must fail with."""
 
