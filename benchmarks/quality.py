@@ -73,6 +73,9 @@ RECIPES: dict[str, Recipe] = {
                        "benchmarks/text_finetune.py's toolkit run", (BASELINE,)),
     "two_stage": Recipe("baseline, then the classifier alone on its tuned encoder (frozen, 4 epochs, lr 1e-3)",
                         "benchmarks/two_stage.py: Full Tuning -> Training Classification", (BASELINE, CLASSIFIER_STAGE)),
+    "smooth_decay": Recipe("baseline at lr 1e-4 for the top layer, layer-wise lr decay 0.8, label smoothing 0.1",
+                           "layer decay: Clark et al., 2020 (ELECTRA); label smoothing: Szegedy et al., 2016",
+                           ({**BASELINE, "lr": 1e-4, "layer_decay": 0.8, "label_smoothing": 0.1},)),
 }
 """Recipe name -> Recipe. A new one is an entry here, e.g. the baseline with a new setting:
 `"name": Recipe("what it is", "where from", ({**BASELINE, "new_setting": value},))`."""
