@@ -173,7 +173,8 @@ def read_inputs(config: ExperimentConfig, built: Built, split: str, rows: Option
     """`split`'s rows (loaded when not given), every row tokenised (a kept row's context holds
     the utterances before it, clips or not) and each media modality's clips indexed and probed."""
     rows = load_rows(config, split) if rows is None else rows
-    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in config.modalities else None
+    text = (tokenize_rows(rows, built.tokenizer, config.context, config.max_length, config.future_context)
+            if "T" in config.modalities else None)
     indexes = {m: index_media(config.data, split, rows, m) for m in config.modalities if m in MEDIA_MODALITIES}
     return SplitInputs(rows, text, indexes)
 

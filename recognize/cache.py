@@ -275,6 +275,8 @@ def feature_key(config: ExperimentConfig, built: Any, modality: str, split: str,
         vocabulary = json.dumps(sorted(tokenizer.get_vocab().items())) + json.dumps(tokenizer.special_tokens_map, sort_keys=True)
         key["preprocessing"] = {"tokenizer": type(tokenizer).__name__, "vocabulary": hashlib.blake2b(vocabulary.encode(), digest_size=16).hexdigest(),
                                 "context": config.context, "max_length": config.max_length, "pooling": config.pooling}
+        if config.future_context:  # absent at 0: the keys of entries cached before the setting existed still match
+            key["preprocessing"]["future_context"] = config.future_context
         if tokens is not None:
             key["preprocessing"]["tokens"] = tokens_digest(tokens)
     elif modality == "A":

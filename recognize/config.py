@@ -63,6 +63,7 @@ class ExperimentConfig:
     fusion_dim: int = _opt(64, "Size of the fused vector the classification head reads (several modalities).")
     lmf_rank: int = _opt(4, "Rank of LMF's modality-specific factors.")
     context: int = _opt(0, "Previous utterances of the dialogue added before the target, with speaker names (0 = utterance only).")
+    future_context: int = _opt(0, "Next utterances of the dialogue added after the target, with speaker names, behind the tokenizer's separator (EmoBERTa-style; 0 = none): for offline analysis of whole dialogues.")
     pooling: str = _opt("auto", "Text pooling: auto (a local sentence-transformers folder's own 1_Pooling mean, CLS or last token; else mean for a sentence-transformers/ id, CLS for BERT-like model types such as BERT, RoBERTa, MPNet, DeBERTa, mean for others), cls, mean, or last (the last real token; cls is refused for decoder-only models such as GPT-2 and Llama).")
     max_length: int = _opt(128, "Token budget per sample; the context is truncated first, never the target utterance.")
     max_audio_seconds: float = _opt(8.0, "Audio is cropped to this many seconds (MELD: median 2.5 s, 95th percentile 8 s).")
@@ -161,7 +162,7 @@ class ExperimentConfig:
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "fusion_dim", "lmf_rank"):
             if getattr(self, name) < 1:
                 raise RecognizeError(f"{cli_flag(name)}: must be at least 1, got {getattr(self, name)}")
-        for name in ("context", "patience"):
+        for name in ("context", "future_context", "patience"):
             if getattr(self, name) < 0:
                 raise RecognizeError(f"{cli_flag(name)}: must be 0 or more, got {getattr(self, name)}")
         if self.workers < -1:

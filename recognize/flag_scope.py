@@ -79,7 +79,7 @@ def _layer_decay(config: ExperimentConfig) -> Optional[str]:
 SCOPES: dict[str, Callable[[ExperimentConfig], Optional[str]]] = {
     "lora_r": _lora, "lora_alpha": _lora, "lora_dropout": _lora, "lora_targets": _lora,
     "cache": _cache, "cache_dir": _cache_dir,
-    "text_model": _needs("T"), "context": _needs("T"), "pooling": _needs("T"), "max_length": _needs("T"),
+    "text_model": _needs("T"), "context": _needs("T"), "future_context": _needs("T"), "pooling": _needs("T"), "max_length": _needs("T"),
     "audio_model": _needs("A"), "max_audio_seconds": _needs("A"), "video_model": _needs("V"),
     "missing_media": _media, "fusion": _fusion, "fusion_dim": _fusion, "lmf_rank": _lmf, "lr": _lr,
     "layer_decay": _layer_decay,

@@ -5,7 +5,8 @@ command line or each row of a CSV, preprocessed as the checkpoint's training dat
 A batch CSV has a column `Utterance` (when the model reads text) and `Audio` / `Video`
 (clip paths, relative to the CSV's folder, when it reads those); `Speaker`, `Dialogue_ID`
 and `Utterance_ID` are optional: with a context size, a row's context is the rows before
-it in its dialogue, by Utterance_ID when the CSV has one, else in file order. The output
+it in its dialogue (with `--future-context`, also the rows after it), by Utterance_ID when
+the CSV has one, else in file order. The output
 keeps the file's order, and numbers its rows in a first column `row` as errors number them:
 data rows counted from 1 below the header, blank lines (and lines of spaces) passed over and
 not counted, a quoted text over several lines one row."""
@@ -153,7 +154,8 @@ def _probabilities(folder: "str | Path", rows: pd.DataFrame, paths: dict[str, li
         if absent is not None:
             raise RecognizeError(f"{clips[absent]}: {absent}: file not found")
     config, record, built = load_trained(folder, trust_remote_code)
-    text = tokenize_rows(rows, built.tokenizer, config.context, config.max_length) if "T" in wanted else None
+    text = (tokenize_rows(rows, built.tokenizer, config.context, config.max_length, config.future_context)
+            if "T" in wanted else None)
     media = {m: MediaSource(paths.get(m, [None] * len(rows)), _strict(clip_reader(m, config, built), clip_places.get(m, {})))
              for m in ("A", "V") if m in wanted}
     dataset = UtteranceDataset(np.zeros(len(rows), dtype=int), text=text, media=media)

@@ -56,6 +56,7 @@ BAD_FLAGS: dict[str, str] = {
                          "seed + epoch), got 4294967295",
     "--seeds 1,-1": "error: --seeds: '1,-1' is not a comma-separated list of integers 0 or more, e.g. 1,2,3",
     "--seed 7 --seeds 1,2": "error: --seed 7 and --seeds 1,2 exclude each other: --seeds gives each run its seed",
+    "--future-context -1": "error: --future-context: must be 0 or more, got -1",
     "--layer-decay 0": "error: --layer-decay: a factor in (0, 1], got 0.0",
     "--layer-decay 1.2": "error: --layer-decay: a factor in (0, 1], got 1.2",
     "--label-smoothing 1": "error: --label-smoothing: a fraction in [0, 1), got 1.0",
@@ -78,6 +79,7 @@ UNUSED_FLAGS: dict[str, str] = {
                                                   "frozen without --no-cache, or --teacher (this run: --mode frozen --no-cache, no --teacher)",
     "--modal A --context 2 --pooling mean --max-length 64":
         "error: --text-model, --context, --pooling, --max-length: for a run with text (T) only (this run: --modal A)",
+    "--modal A --future-context 1": "error: --text-model, --future-context: for a run with text (T) only (this run: --modal A)",
     "--audio-model x --max-audio-seconds 4 --video-model y": "error: --audio-model, --max-audio-seconds: for a run with "
         "audio (A) only (this run: --modal T); --video-model: for a run with video (V) only (this run: --modal T)",
     "--missing-media zero": "error: --missing-media: for a run with audio (A) or video (V) only (this run: --modal T)",

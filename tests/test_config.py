@@ -180,7 +180,7 @@ def test_every_flag_that_can_go_unused_is_refused_at_its_default_only_when_given
     given = [name for name in SCOPES if SCOPES[name](config) is not None]
 
     assert given == ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "cache", "cache_dir", "text_model", "context",
-                     "pooling", "max_length", "video_model", "fusion", "fusion_dim", "lmf_rank"]
+                     "future_context", "pooling", "max_length", "video_model", "fusion", "fusion_dim", "lmf_rank"]
     check_given_flags(config, [])
     with pytest.raises(RecognizeError) as refused:
         check_given_flags(config, given)
@@ -188,6 +188,6 @@ def test_every_flag_that_can_go_unused_is_refused_at_its_default_only_when_given
         "--lora-r, --lora-alpha, --lora-dropout, --lora-targets: for --mode lora only (this run: --mode full); --cache: for "
         "--mode frozen only, whose encoders the feature cache stands in for (this run: --mode full); --cache-dir: for a run "
         "that uses the feature cache only: --mode frozen without --no-cache, or --teacher (this run: --mode full, no "
-        "--teacher); --text-model, --context, --pooling, --max-length: for a run with text (T) only (this run: --modal A); "
+        "--teacher); --text-model, --context, --future-context, --pooling, --max-length: for a run with text (T) only (this run: --modal A); "
         "--video-model: for a run with video (V) only (this run: --modal A); --fusion, --fusion-dim, --lmf-rank: for a run "
         "of several modalities only, which fuses them (this run: --modal A)")

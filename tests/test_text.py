@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 
 from recognize.dataset.text import (
     dialogue_contexts,
+    dialogue_futures,
     pad_text,
     speaker_line,
     tokenize_rows,
@@ -110,6 +111,45 @@ def test_target_longer_than_the_budget_is_truncated(tokenizer, context: int, exp
 
     assert tokens(tokenizer, encodings)[1] == expected
     assert tokenizer.truncation_side == "right"  # restored after the left-truncated pairs
+
+
+def test_dialogue_futures_are_the_next_utterances_of_the_same_dialogue() -> None:
+    assert dialogue_futures(ROWS, 1) == [["Bob: d e f"], ["Ann: g"], [], ["Ann: "], ["Bob: j"], []]
+    assert dialogue_futures(ROWS, 3) == [["Bob: d e f", "Ann: g"], ["Ann: g"], [], ["Ann: ", "Bob: j"], ["Bob: j"], []]
+    assert dialogue_futures(ROWS, 0) == [[]] * 6
+
+
+def test_future_utterances_follow_the_target_behind_the_separator(tokenizer) -> None:
+    encodings = tokenize_rows(ROWS, tokenizer, context=1, max_length=64, future=2)
+
+    assert tokens(tokenizer, encodings)[:3] == [
+        ["[CLS]", "ann", ":", "a", "b", "c", "[SEP]", "bob", ":", "d", "e", "f", "ann", ":", "g", "[SEP]"],
+        ["[CLS]", "ann", ":", "a", "b", "c", "[SEP]", "bob", ":", "d", "e", "f", "[SEP]", "ann", ":", "g", "[SEP]"],
+        ["[CLS]", "bob", ":", "d", "e", "f", "[SEP]", "ann", ":", "g", "[SEP]"],
+    ]
+    assert encodings[1]["token_type_ids"] == [0] * 7 + [1] * 10  # the next utterances are in the target's segment
+    only_future = tokenize_rows(ROWS, tokenizer, context=0, max_length=64, future=1)
+    assert tokens(tokenizer, only_future)[3] == ["[CLS]", "bob", ":", "h", "i", "[SEP]", "ann", ":", "[SEP]"]
+
+
+@pytest.mark.parametrize("max_length", range(8, 24))
+def test_future_utterances_are_whole_and_leave_the_past_half_the_room(tokenizer, max_length: int) -> None:
+    encodings = tokenize_rows(ROWS, tokenizer, context=2, max_length=max_length, future=2)
+    for encoding, context, future, speaker, text in zip(encodings, dialogue_contexts(ROWS, 2), dialogue_futures(ROWS, 2),
+                                                        ROWS["speaker"], ROWS["text"]):
+        target, past = words(speaker_line(speaker, text)), words(context)
+        left = max_length - 3 - len(target)  # 3 = [CLS], [SEP], [SEP]
+        allowed = max(left - len(past), left // 2)
+        kept: list[str] = []
+        for line in future:  # whole utterances, nearest first, behind one [SEP]
+            more = [*(kept or ["[SEP]"]), *words(line)]
+            if len(more) > allowed:
+                break
+            kept = more
+        room = max(0, min(len(past), max_length - 3 - len(target) - len(kept)))
+        head = ["[CLS]", *past[len(past) - room:], "[SEP]"] if room else ["[CLS]"]
+        assert tokens(tokenizer, [encoding])[0] == [*head, *target, *kept, "[SEP]"]
+        assert len(encoding["input_ids"]) <= max_length
 
 
 def test_pad_text_pads_to_the_longest() -> None:

@@ -131,6 +131,8 @@ def test_a_tokenizer_without_a_pair_template_keeps_the_context_and_the_utterance
     paired = tokenize_rows(rows, tokenizer, context=1, max_length=64)[1]["input_ids"]
 
     assert paired == tokenizer("Ross: okay wow Rachel: hate that")["input_ids"]  # not "...wowRachel: ..."
+    followed = tokenize_rows(rows, tokenizer, context=0, max_length=64, future=1)[0]["input_ids"]
+    assert followed == tokenizer("Ross: okay wow Rachel: hate that")["input_ids"]  # no separator token: a space
 
 
 def test_lora_on_gpt2s_transposed_conv1d_is_set_up_without_a_warning(text_models, recwarn):

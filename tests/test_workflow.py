@@ -193,6 +193,20 @@ def test_predict_gives_the_probabilities_eval_gives_for_the_same_rows(seeded, me
             assert predicted.p_joy == pytest.approx(float(row["p_joy"]), abs=2e-6)
 
 
+def test_predict_of_a_future_context_model_reads_the_next_rows_as_eval_does(meld_dir, tiny_bert, tmp_path):
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), epochs=1, lr=2e-3, batch_size=16,
+                              context=1, future_context=2, output_dir=str(tmp_path))
+    folder = train(config)
+    evaluate(folder, split="test")
+    evaluated = pd.read_csv(folder / "predictions-test.csv")
+    table = predict_file(folder, meld_dir / "test_sent_emo.csv")
+    assert list(table["prediction"]) == list(evaluated["prediction"])
+    np.testing.assert_allclose(table["p_joy"], evaluated["p_joy"], atol=2e-6)
+    alone = ExperimentConfig.from_checkpoint(folder, future_context=0, output_dir=str(tmp_path / "b"))
+    assert not np.allclose(predict_file(folder, meld_dir / "test_sent_emo.csv")["p_joy"],
+                           predict_file(train(alone), meld_dir / "test_sent_emo.csv")["p_joy"])
+
+
 def test_predict_reads_a_csv_with_only_an_audio_column(audio_run):
     folder, inputs = audio_run
     clips = ["clips/dia1_utt2.flac", "clips/dia1_utt0.flac", "clips/dia1_utt1.flac", "clips/dia1_utt0.flac"]

@@ -1,6 +1,14 @@
 """Text input: the target utterance, optionally after the N previous utterances of its
-dialogue ("Speaker: text" each), tokenised once; the context is truncated from its oldest
-end, the target utterance only when it alone exceeds the token budget."""
+dialogue ("Speaker: text" each) and before the M next ones, tokenised once; the context is
+truncated from its oldest end, the target utterance only when it alone exceeds the token
+budget.
+
+With next utterances (EmoBERTa, Kim and Vossen, 2021: past, current and future utterances
+with speaker names), the second segment is the target, the tokenizer's separator token and
+the next utterances, nearest first: `[CLS] past [SEP] Speaker: target [SEP] next [SEP]` for
+BERT, `<s> past </s></s> Speaker: target </s> next </s>` for RoBERTa and MPNet. The next
+utterances are kept whole, as many as fit into half of what the target leaves of the budget
+(all of it when the past needs less), so that the past keeps room."""
 
 import pandas as pd
 import torch
@@ -32,10 +40,25 @@ def dialogue_contexts(rows: pd.DataFrame, size: int) -> list[str]:
     return contexts
 
 
-def tokenize_rows(rows: pd.DataFrame, tokenizer, context: int, max_length: int) -> list[TextEncoding]:
-    """Tokenise every row: the utterance alone (context 0), or the context as the first
-    segment and "Speaker: utterance" as the second; special tokens added, no padding."""
-    if context == 0:
+def dialogue_futures(rows: pd.DataFrame, size: int) -> list[list[str]]:
+    """For each row, the `size` utterances after it in its dialogue ("Speaker: text" each),
+    nearest first; `rows` in dialogue order, as for `dialogue_contexts`."""
+    lines = [speaker_line(s, t) for s, t in zip(rows["speaker"], rows["text"])]
+    dialogues = rows["dialogue_id"].tolist()
+    futures = []
+    for i, dialogue in enumerate(dialogues):
+        end = i + 1
+        while end < len(lines) and end - i <= size and dialogues[end] == dialogue:
+            end += 1
+        futures.append(lines[i + 1:end])
+    return futures
+
+
+def tokenize_rows(rows: pd.DataFrame, tokenizer, context: int, max_length: int, future: int = 0) -> list[TextEncoding]:
+    """Tokenise every row: the utterance alone (context and future 0), or the `context`
+    previous utterances as the first segment and "Speaker: utterance" (followed by up to
+    `future` next utterances) as the second; special tokens added, no padding."""
+    if context == 0 and future == 0:
         targets = rows["text"].tolist()
         return _encode(tokenizer, targets, None, max_length)
     targets = [speaker_line(s, t) for s, t in zip(rows["speaker"], rows["text"])]
@@ -44,6 +67,8 @@ def tokenize_rows(rows: pd.DataFrame, tokenizer, context: int, max_length: int) 
     # a tokenizer without a pair template (GPT-2, Qwen2) joins the two segments with nothing between them
     # ("...wowRachel: ..."): a space parts them as it parts the context's own utterances
     separator = " " if pair_overhead == tokenizer.num_special_tokens_to_add(pair=False) else ""
+    if future:
+        targets = _with_futures(tokenizer, targets, contexts, dialogue_futures(rows, future), max_length - pair_overhead)
     second = [separator + target for target in targets]
     target_lengths = [len(ids) for ids in tokenizer(second, add_special_tokens=False)["input_ids"]]
     # a pair needs at least one context token; rows whose target fills the budget go alone
@@ -56,6 +81,27 @@ def tokenize_rows(rows: pd.DataFrame, tokenizer, context: int, max_length: int) 
     for i, encoding in zip(alone, _encode(tokenizer, [targets[i] for i in alone], None, max_length)):
         encodings[i] = encoding
     return encodings
+
+
+def _with_futures(tokenizer, targets: list[str], contexts: list[str], futures: list[list[str]], budget: int) -> list[str]:
+    """Each target followed by the tokenizer's separator and as many of its next utterances
+    (whole, nearest first) as fit into the tokens the target leaves of `budget`: all of them
+    when the row's past needs less than the rest, else half of them."""
+    if not targets:
+        return targets
+    mark = f" {tokenizer.sep_token} " if tokenizer.sep_token else " "
+    candidates = [[target + (mark + " ".join(lines[:k]) if k else "") for k in range(len(lines) + 1)]
+                  for target, lines in zip(targets, futures)]
+    flat = [text for options in candidates for text in options]
+    lengths = iter(len(ids) for ids in tokenizer(flat, add_special_tokens=False)["input_ids"]) if flat else iter(())
+    past_lengths = [len(ids) for ids in tokenizer(contexts, add_special_tokens=False)["input_ids"]]
+    chosen = []
+    for options, past in zip(candidates, past_lengths):
+        sizes = [next(lengths) for _ in options]
+        left = budget - sizes[0]
+        allowed = sizes[0] + max(left - past, left // 2)
+        chosen.append(options[max(k for k, size in enumerate(sizes) if k == 0 or size <= allowed)])
+    return chosen
 
 
 GPU_PAD_MULTIPLE = 8
