@@ -139,10 +139,16 @@ def evaluate_command(
     if len(checkpoints) > 1:
         raise RecognizeError(f"CKPT_DIR: {len(checkpoints)} folders given; one, or several with --ensemble")
     checkpoint = checkpoints[0]
-    if not (checkpoint / CONFIG).is_file() and seed_folders(checkpoint):
-        if compare is not None:
-            raise RecognizeError(f"--compare: compares two single runs; {checkpoint} holds several seeds, "
-                                 f"give one of them, e.g. {seed_folders(checkpoint)[0]}")
+    is_setting = {folder: not (folder / CONFIG).is_file() and bool(seed_folders(folder))
+                  for folder in (checkpoint, *([compare] if compare is not None else []))}
+    if compare is not None and is_setting[checkpoint] != is_setting[compare]:
+        setting, single = (checkpoint, compare) if is_setting[checkpoint] else (compare, checkpoint)
+        raise RecognizeError(f"--compare: {setting} holds several seeds, {single} is one run; compare two single runs "
+                             f"or two setting folders of seeds")
+    if compare is not None and is_setting[checkpoint]:
+        _compare_settings(checkpoint, compare, split, data, trust_remote_code)
+        return
+    if is_setting[checkpoint]:
         summary = evaluate_seeds(checkpoint, split=split, data=data, trust_remote_code=trust_remote_code)
         for seed, metrics in summary["per_seed"].items():
             console.print(escape(f"seed {seed}: acc {metrics['accuracy']:.2%}  wF1 {metrics['weighted_f1']:.2%}  "
@@ -179,6 +185,31 @@ def _evaluate_ensemble(paths: list[Path], split: str, data: Optional[str], outpu
     console.print(metrics_table(escape(f"{metrics['training']}: {split} ({metrics['samples']} utterances)"), metrics))
     beside = ", ".join((f"predictions-{split}.csv", f"per-class-{split}.csv", f"confusion-{split}.png"))
     console.print(escape(f"wrote {target / f'eval-{split}.json'}, and {beside} beside it"), highlight=False)
+
+
+def _compare_settings(folder_a: Path, folder_b: Path, split: str, data: Optional[str], trust_remote_code: bool) -> None:
+    """`eval A --compare B` of two setting folders: every seed of each evaluated on the same
+    rows, their means side by side, and the bootstrap interval of the mean weighted-F1 difference."""
+    from recognize.compare import compare_seed_predictions
+    from recognize.evaluator import evaluate_seeds
+    from recognize.seeds import seed_folders
+
+    _check_comparable(seed_folders(folder_a)[0], seed_folders(folder_b)[0])
+    a = evaluate_seeds(folder_a, split=split, data=data, trust_remote_code=trust_remote_code)
+    b = evaluate_seeds(folder_b, split=split, data=next(iter(a["per_seed"].values()))["data"], trust_remote_code=trust_remote_code)
+    samples = next(iter(a["per_seed"].values()))["samples"]
+    table = Table(title=escape(f"{split} ({samples} utterances), mean ± std over the seeds"), title_justify="left")
+    for column in ("", f"{folder_a.name} (seeds {', '.join(map(str, a['seeds']))})",
+                   f"{folder_b.name} (seeds {', '.join(map(str, b['seeds']))})"):
+        table.add_column(escape(column), justify="left" if not column else "right")
+    for key, name in (("accuracy", "accuracy"), ("weighted_f1", "weighted-F1"), ("macro_f1", "macro-F1")):
+        table.add_row(name, *(f"{100 * s['scores'][key]['mean']:.2f} ± {100 * s['scores'][key]['std']:.2f}" for s in (a, b)))
+    console.print(table)
+    names = list(next(iter(a["per_seed"].values()))["per_class"])
+    result = compare_seed_predictions(seed_folders(folder_a), seed_folders(folder_b), split, names)
+    console.print(escape(f"mean weighted-F1 A - B: {100 * result['difference']:+.2f} points, {result['confidence']:.0%} "
+                         f"paired bootstrap interval [{100 * result['low']:+.2f}, {100 * result['high']:+.2f}] "
+                         f"({result['resamples']} resamples of the {samples} utterances, every seed on each)"), highlight=False)
 
 
 def _check_comparable(folder_a: Path, folder_b: Path) -> None:

@@ -1,5 +1,6 @@
 """Ensembles of seed runs: `eval --ensemble` and `predict --ensemble` average the members'
-class probabilities; the ensemble's scores are those of that mean, computed directly."""
+class probabilities; the ensemble's scores are those of that mean, computed directly. And
+`eval A --compare B` of two setting folders: the difference of their seeds' mean weighted-F1."""
 
 import json
 import re
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from recognize import ExperimentConfig
 from recognize.cli import app
+from recognize.compare import seed_bootstrap, weighted_f1
 from recognize.labels import LABELS
 from recognize.metrics import classification_metrics
 from recognize.predictor import predict_utterance
@@ -108,3 +110,31 @@ def test_ensemble_errors_name_the_problem(seeded, meld_dir, tiny_bert, tmp_path)
     assert error_line("eval", one, str(other), "--ensemble", "--output-dir", str(tmp_path / "e")) == (
         f"error: --ensemble: {one} predicts emotion, {other} sentiment; an ensemble's members predict one label type")
     assert not (tmp_path / "e").exists()
+
+
+def test_seed_bootstrap_is_the_difference_of_the_seed_means():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 300)
+    noisy = [np.where(rng.random(300) < p, truth, rng.integers(0, 3, 300)) for p in (0.9, 0.8, 0.5, 0.4)]
+    result = seed_bootstrap(truth, noisy[:2], noisy[2:], classes=3, resamples=200)
+    direct = (np.mean([weighted_f1(truth, p, 3) for p in noisy[:2]]) - np.mean([weighted_f1(truth, p, 3) for p in noisy[2:]]))
+    assert result["difference"] == pytest.approx(direct)
+    assert 0 < result["low"] < direct < result["high"]
+    same = seed_bootstrap(truth, noisy[:2], noisy[:2], classes=3, resamples=50)
+    assert (same["difference"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+
+
+def test_compare_of_two_setting_folders_prints_the_seed_means_and_their_interval(seeded, meld_dir, tiny_bert, tmp_path):
+    config = ExperimentConfig(data=str(meld_dir), text_model=str(tiny_bert), mode="full", lr=2e-3, epochs=1,
+                              batch_size=16, output_dir=str(tmp_path))
+    other = train_seeds(config, [1, 2])
+    result = CliRunner().invoke(app, ["eval", str(seeded), "--compare", str(other)])
+    assert result.exit_code == 0, result.output
+    means = []
+    for setting in (seeded, other):
+        scores = [json.loads((setting / f"seed-{s}" / "eval-test.json").read_text())["weighted_f1"] for s in (1, 2)]
+        means.append(100 * np.mean(scores))
+    assert f"mean weighted-F1 A - B: {means[0] - means[1]:+.2f} points" in " ".join(result.stdout.split())
+    assert error_line("eval", seeded, "--compare", other / "seed-1") == (
+        f"error: --compare: {seeded} holds several seeds, {other / 'seed-1'} is one run; compare two single runs "
+        "or two setting folders of seeds")
