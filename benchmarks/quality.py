@@ -26,10 +26,13 @@ The JSON lines (stdout, and appended to --output all together when the last stag
     run was there already), machine (the one this script ran on), command;
   per stage: a summary line with the seeds, n, and the mean and sample standard deviation
     (null for one seed) of the seeds' test accuracy and weighted-F1 (of the unrounded
-    scores, as `emotion-recognize report` and aggregate.json give them).
+    scores, as `emotion-recognize report` and aggregate.json give them);
+  with --ensemble, per stage: an ensemble line, the test accuracy and weighted-F1 of the
+    seeds' mean class probabilities (`emotion-recognize eval SETTING --ensemble`, whose
+    files go into the setting's ensemble/ folder).
 
 usage: python benchmarks/quality.py MELD_DIR --recipe NAME --text-model DIR [--label-type emotion]
-       [--seeds 1,2,3] [--output-dir DIR] [--epochs N] [--output FILE.jsonl]
+       [--seeds 1,2,3] [--output-dir DIR] [--epochs N] [--ensemble] [--output FILE.jsonl]
 """
 
 import argparse
@@ -42,6 +45,8 @@ from typing import Any
 from recognize import ExperimentConfig
 from recognize.checkpoint import CONFIG, METRICS, STATE, read_json
 from recognize.config import backbone_name, cli_flag
+from recognize.errors import RecognizeError
+from recognize.ensemble import evaluate_ensemble
 from recognize.flag_scope import check_given_flags
 from recognize.labels import LABELS
 from recognize.lineage import record_stages
@@ -158,6 +163,16 @@ def run_stage(recipe: str, config: ExperimentConfig, command: str, seeds: list[i
     return [*lines, {**summary, "machine": machine(), "command": command}]
 
 
+def ensemble_line(recipe: str, config: ExperimentConfig, summary: dict, seeds: list[int]) -> dict:
+    """The test scores of the mean class probabilities of the stage's seeds (its setting folder's ensemble)."""
+    with progress_to_stderr():
+        metrics = evaluate_ensemble([config.setting_dir], split="test")
+    return {"benchmark": "quality", "recipe": recipe, "stage": summary["stage"], "ensemble": True,
+            "backbone": summary["backbone"], "task": config.task, "seeds": seeds, "n": len(seeds),
+            "test_accuracy": round(100 * metrics["accuracy"], 2), "test_weighted_f1": round(100 * metrics["weighted_f1"], 2),
+            "machine": machine(), "command": f"emotion-recognize eval {shlex.quote(str(config.setting_dir))} --ensemble"}
+
+
 def main(argv: list[str]) -> None:
     """Parse the arguments, train or collect every stage of the recipe, print and record the lines."""
     listing = "\n".join(f"  {name}: {recipe.description} ({recipe.source})" for name, recipe in RECIPES.items())
@@ -170,14 +185,20 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--output-dir", help="where the recipe's runs go (default: checkpoints/RECIPE)")
     parser.add_argument("--epochs", type=int, help="every stage's epochs instead of the recipe's (a quick check)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also score each stage's seeds as one ensemble (their mean class probabilities); 2 seeds or more")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
+    if args.ensemble and len(seeds) < 2:
+        raise RecognizeError(f"--ensemble: needs two seeds or more, got --seeds {args.seeds}")
     output_dir = args.output_dir or str(Path("checkpoints") / args.recipe)
     stages = stage_configs(RECIPES[args.recipe], args.data, args.text_model, args.task, output_dir, args.epochs)
     lines = []
     for config, shown in stages:
         lines += run_stage(args.recipe, config, train_command(config, shown, seeds), seeds)
+        if args.ensemble:
+            lines.append(ensemble_line(args.recipe, config, lines[-1], seeds))
     emit_together(lines, args.output)
 
 

@@ -154,3 +154,19 @@ def test_a_finished_seed_of_other_settings_is_an_error_not_retrained(quality, me
     with pytest.raises(RecognizeError, match=r"--resume needs the earlier run's settings; these differ: --epochs 1 -> 2"):
         run_quality(quality, capsys, monkeypatch, *common, "--epochs", "2")
     assert file_times(out) == before and output.read_text() == recorded
+
+
+def test_ensemble_line_scores_the_seeds_mean_probabilities(quality, meld_dir, tiny_bert, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "runs"
+    common = [meld_dir, "--recipe", "baseline", "--text-model", tiny_bert, "--epochs", "1", "--output-dir", out]
+    lines, _ = run_quality(quality, capsys, monkeypatch, *common, "--seeds", "1,2", "--ensemble")
+    assert [("seed" in line, line.get("summary"), line.get("ensemble")) for line in lines] == [
+        (True, None, None), (True, None, None), (False, True, None), (False, None, True)]
+    ensemble = read_json(out / BASELINE / "ensemble" / "eval-test.json")
+    assert ensemble["members"] == [str(out / BASELINE / f"seed-{s}") for s in (1, 2)]
+    assert {k: lines[-1][k] for k in ("recipe", "stage", "seeds", "n", "test_accuracy", "test_weighted_f1")} == {
+        "recipe": "baseline", "stage": "Full Tuning", "seeds": [1, 2], "n": 2,
+        "test_accuracy": round(100 * ensemble["accuracy"], 2), "test_weighted_f1": round(100 * ensemble["weighted_f1"], 2)}
+    assert lines[-1]["command"] == f"emotion-recognize eval '{out / BASELINE}' --ensemble"
+    with pytest.raises(RecognizeError, match=r"--ensemble: needs two seeds or more, got --seeds 1"):
+        run_quality(quality, capsys, monkeypatch, *common, "--seeds", "1", "--ensemble")
