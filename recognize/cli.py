@@ -119,7 +119,7 @@ def evaluate_command(
     checkpoints: list[Path] = typer.Argument(..., metavar="CKPT_DIR...", help="A checkpoint folder written by `train` (several, or setting folders of seeds, with --ensemble)."),
     data: Optional[str] = typer.Option(None, "--data", help="MELD folder to evaluate on (default: the one in the checkpoint's config)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate: test, dev or train."),
-    compare: Optional[Path] = typer.Option(None, "--compare", metavar="CKPT_B", help="Also evaluate this checkpoint on the same rows; print both side by side with a paired bootstrap 95% interval for the weighted-F1 difference."),
+    compare: Optional[Path] = typer.Option(None, "--compare", metavar="CKPT_B", help="Also evaluate this checkpoint on the same rows; print both side by side with a paired bootstrap 95% interval for the weighted-F1 difference (of two setting folders: of their seeds' mean weighted-F1)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the mean of the checkpoints' class probabilities (a setting folder: of its seeds) as one model."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="With --ensemble: where the ensemble's eval files go (default: SETTING_DIR/ensemble for one setting folder)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
@@ -317,8 +317,8 @@ def predict_command(
     if output is not None:
         raise RecognizeError("--output: only with --input (a single utterance's probabilities are printed)")
     probabilities = predict_one(checkpoint, text=text, audio=None if audio is None else str(audio),
-                                      video=None if video is None else str(video), context=context or [], speaker=speaker,
-                                      mask_missing=mask_missing, trust_remote_code=trust_remote_code)
+                                video=None if video is None else str(video), context=context or [], speaker=speaker,
+                                mask_missing=mask_missing, trust_remote_code=trust_remote_code)
     name = f"ensemble of {', '.join(map(run_label, checkpoints))}" if ensemble else run_label(checkpoint)
     title = name + (f": {text!r}" if text is not None else "")
     table = Table(title=escape(title), title_justify="left")
