@@ -84,6 +84,8 @@ RECIPES: dict[str, Recipe] = {
     "smooth_decay": Recipe("baseline at lr 1e-4 for the top layer, layer-wise lr decay 0.8, label smoothing 0.1",
                            "layer decay: Clark et al., 2020 (ELECTRA); label smoothing: Szegedy et al., 2016",
                            ({**BASELINE, "lr": 1e-4, "layer_decay": 0.8, "label_smoothing": 0.1},)),
+    "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
+                    ({**BASELINE, "focal_gamma": 2.0},)),
 }
 """Recipe name -> Recipe. A new one is an entry here, e.g. the baseline with a new setting:
 `"name": Recipe("what it is", "where from", ({**BASELINE, "new_setting": value},))`."""

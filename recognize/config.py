@@ -84,6 +84,7 @@ class ExperimentConfig:
     patience: int = _opt(0, "Early stopping: stop after this many epochs without a better dev weighted-F1 (0 = off).")
     class_weights: bool = _opt(False, "Weight the loss by inverse class frequency of the training split.")
     label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy: the target spreads this share evenly over all classes (0 = off; Szegedy et al., 2016). Not with --teacher.")
+    focal_gamma: float = _opt(0.0, "Focal loss: each row's cross-entropy times (1 - p)^G, p the probability of its label, so easy rows weigh less (0 = plain cross-entropy; Lin et al., 2017). Not with --teacher.")
     layer_decay: float = _opt(1.0, "Layer-wise learning-rate decay of the encoders: the top layer trains at --lr, each layer below at this factor times the rate above it, the embeddings lowest (1 = off; e.g. 0.8; ELECTRA, BEiT). Full tuning and LoRA.")
     dropout: float = _opt(0.1, "Dropout before the classification head.")
     lora_r: int = _opt(8, "LoRA rank.")
@@ -156,6 +157,8 @@ class ExperimentConfig:
                 raise RecognizeError(f"{cli_flag(name)}: must be 0 or more, got {value}")
         if not (math.isfinite(self.layer_decay) and 0.0 < self.layer_decay <= 1.0):
             raise RecognizeError(f"--layer-decay: a factor in (0, 1], got {self.layer_decay}")
+        if not (math.isfinite(self.focal_gamma) and self.focal_gamma >= 0):
+            raise RecognizeError(f"--focal-gamma: must be 0 or more, got {self.focal_gamma}")
         for name in ("dropout", "lora_dropout", "warmup", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise RecognizeError(f"{cli_flag(name)}: a fraction in [0, 1), got {getattr(self, name)}")
@@ -185,6 +188,8 @@ class ExperimentConfig:
             return
         if self.label_smoothing:
             raise RecognizeError("--label-smoothing: not with --teacher (the distillation loss's soft targets stand in for it)")
+        if self.focal_gamma:
+            raise RecognizeError("--focal-gamma: not with --teacher (the distillation loss replaces the cross-entropy)")
         self.distill = _choose("--distill", self.distill or "kd", {d: d for d in DISTILL_LOSSES})
         weight, temperature = DISTILL_DEFAULTS[self.distill.split("+")[0]]
         self.distill_weight = weight if self.distill_weight is None else float(self.distill_weight)

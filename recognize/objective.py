@@ -30,19 +30,29 @@ TEACHER_EMBEDDINGS = "teacher_embeddings"
 
 class LabelObjective(nn.Module):
     """Cross-entropy against the batch's labels, optionally class-weighted, optionally with
-    label smoothing (the target is 1 - s on the label plus s / K on each of the K classes)."""
+    label smoothing (the target is 1 - s on the label plus s / K on each of the K classes),
+    optionally focal (Lin et al., 2017: each row's cross-entropy times (1 - p)^gamma, p the
+    probability the model gives its label, so that rows it already gets right weigh less)."""
 
     needs_embedding = False
 
-    def __init__(self, class_weights: Optional[torch.Tensor] = None, label_smoothing: float = 0.0) -> None:
+    def __init__(self, class_weights: Optional[torch.Tensor] = None, label_smoothing: float = 0.0,
+                 focal_gamma: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.label_smoothing = label_smoothing
+        self.focal_gamma = focal_gamma
 
     def forward(self, logits: torch.Tensor, embedding: Optional[torch.Tensor], batch: dict) -> torch.Tensor:
-        """The mean loss of the batch."""
-        return F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights,
-                               label_smoothing=self.label_smoothing)
+        """The mean loss of the batch (over its rows' class weights when weighted, as PyTorch's
+        weighted cross-entropy divides)."""
+        logits, labels = logits.float(), batch["labels"]
+        if not self.focal_gamma:
+            return F.cross_entropy(logits, labels, weight=self.class_weights, label_smoothing=self.label_smoothing)
+        per_row = F.cross_entropy(logits, labels, weight=self.class_weights, label_smoothing=self.label_smoothing,
+                                  reduction="none")
+        label_probability = logits.softmax(dim=-1).gather(1, labels[:, None]).squeeze(1)
+        return ((1.0 - label_probability) ** self.focal_gamma * per_row).sum() / self.normaliser(batch)
 
     def normaliser(self, batch: dict) -> torch.Tensor:
         """The denominator of the batch's mean loss: its rows' class weights summed (PyTorch's
@@ -103,7 +113,7 @@ def make_objective(config: ExperimentConfig, class_weights: Optional[torch.Tenso
                    student_width: int = 0, teacher_width: int = 0) -> LabelObjective:
     """The objective of a run of `config`: distillation with a teacher, else cross-entropy."""
     if not config.teacher:
-        return LabelObjective(class_weights, config.label_smoothing)
+        return LabelObjective(class_weights, config.label_smoothing, config.focal_gamma)
     if config.distill == "feature":  # the feature loss alone: --distill-weight and --temperature are its own
         return DistillObjective(None, (config.distill_weight, config.temperature), class_weights, student_width, teacher_width)
     response = (config.response_loss, config.distill_weight, config.temperature)

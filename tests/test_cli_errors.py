@@ -62,6 +62,9 @@ BAD_FLAGS: dict[str, str] = {
     "--label-smoothing 1": "error: --label-smoothing: a fraction in [0, 1), got 1.0",
     "--label-smoothing 0.1 --teacher teacher-folder": "error: --label-smoothing: not with --teacher (the distillation loss's soft "
                                              "targets stand in for it)",
+    "--focal-gamma -1": "error: --focal-gamma: must be 0 or more, got -1.0",
+    "--focal-gamma 2 --teacher teacher-folder": "error: --focal-gamma: not with --teacher (the distillation loss replaces "
+                                                "the cross-entropy)",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
