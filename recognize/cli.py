@@ -256,9 +256,9 @@ def report_command(
     modal: Optional[str] = typer.Option(None, "--modal", help="Only this modality combination, e.g. T or T+A."),
     task: Optional[str] = typer.Option(None, "--label-type", help="Only this task: emotion or sentiment."),
 ) -> None:
-    """Print the results table of the runs under a folder: one row per setting, mean ± std over its seeds."""
+    """Print the results table of the runs under a folder: one row per setting, mean ± std over its seeds, and a row per ensemble `eval --ensemble` scored there."""
     from recognize.checkpoint import atomic_write
-    from recognize.report import FORMATS, find_runs, group_runs, select_rows
+    from recognize.report import FORMATS, ensemble_rows, find_runs, group_runs, select_rows
 
     if format not in FORMATS:
         raise RecognizeError(f"--format: unknown value '{format}'; valid: {', '.join(FORMATS)}")
@@ -270,7 +270,8 @@ def report_command(
     runs = find_runs(checkpoints, split, warn=warn)
     if not runs:
         raise RecognizeError(f"{checkpoints}: no finished checkpoint folder with {split} scores found")
-    rows = select_rows(group_runs(runs, warn=warn), modal=modal, task=task, sort=sort)
+    rows = group_runs(runs, warn=warn) + ensemble_rows(checkpoints, runs, split, warn=warn)
+    rows = select_rows(rows, modal=modal, task=task, sort=sort)
     table = FORMATS[format](rows)
     print(table, end="")
     if output is not None:

@@ -10,7 +10,11 @@ CSVs, e.g. cross-validation folds) are other settings; a seed found in several f
 setting (copies of a run) counts once, from the first folder in sorted order; the others are
 skipped with a warning. Rows that the setting columns alone would show alike (runs that differ
 in `--context`, a learning rate, or their data) get an "other settings" column naming what
-tells them apart."""
+tells them apart.
+
+An ensemble that `eval --ensemble` scored on the split (its folder's `eval-{split}.json`, beside
+no config.json) is a row of its own when its members are runs found under the root: their
+setting columns, "ensemble of N" after the training stages, n 1 (one model's scores)."""
 
 import csv
 import io
@@ -91,6 +95,13 @@ class Row:
     data: str = ""
     seeds: list[int] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCORES})
+    ensemble_of: int = 0
+    """For an ensemble's row, its number of members (its training column ends ", ensemble of N")."""
+
+    @property
+    def count(self) -> int:
+        """How many scores the row's means are over: its seeds, or 1 for an ensemble."""
+        return len(self.scores["accuracy"])
 
     def mean(self, score: str) -> float:
         """Mean of `score` over the seeds, in percent."""
@@ -188,16 +199,60 @@ def group_runs(runs: list[Run], warn: Callable[[str], None] = print) -> list[Row
     return list(rows.values())
 
 
+def ensemble_rows(root: "str | Path", runs: list[Run], split: str = "test",
+                  warn: Callable[[str], None] = print) -> list[Row]:
+    """One Row per ensemble scored on `split` under `root` whose members (as `eval --ensemble`
+    recorded them: absolute, or relative to the working folder) are all among `runs`; an
+    ensemble with a member not found is reported through `warn` and skipped."""
+    found = {run.folder.resolve(): run for run in runs}
+    rows = []
+    for path in sorted(Path(root).rglob(f"eval-{split}.json")):
+        if (path.parent / CONFIG).is_file():
+            continue  # a run's own evaluation
+        try:
+            record = _json(path)
+        except RecognizeError as error:
+            warn(f"skipped {path.parent}: {error}")
+            continue
+        if not (isinstance(record, dict) and isinstance(record.get("members"), list)):
+            continue
+        members = [found.get(Path(member).resolve()) for member in record["members"]]
+        if not members or None in members:
+            missing = record["members"][members.index(None)] if members else "none"
+            warn(f"skipped ensemble {path.parent}: its member {missing} is not a finished run under {root}")
+            continue
+        rows.append(_ensemble_row(members, {k: float(record[k]) for k in SCORES}))
+    return rows
+
+
+def _ensemble_row(members: list[Run], scores: dict[str, float]) -> Row:
+    """The row of an ensemble of `members` with its `scores`: each setting column the members'
+    value, or their distinct values joined by " / " where they differ."""
+    columns = [member.setting() for member in members]
+    setting = {column: " / ".join(dict.fromkeys(c[column] for c in columns)) for column in SETTING_COLUMNS}
+    setting["training"] += f", ensemble of {len(members)}"  # as _training_order reads it
+    fields = members[0].setting_fields() if all(m.setting_key() == members[0].setting_key() for m in members) else {}
+    return Row(setting, fields, members[0].experiment["data"], [m.experiment["seed"] for m in members],
+               {score: [value] for score, value in scores.items()}, ensemble_of=len(members))
+
+
+def _training_order(row: Row) -> tuple[str, int]:
+    """Sorts a row by its training stages, an ensemble right after the setting of its members."""
+    suffix = f", ensemble of {row.ensemble_of}" if row.ensemble_of else ""
+    return row.setting["training"].removesuffix(suffix), row.ensemble_of
+
+
 def select_rows(rows: list[Row], modal: Optional[str] = None, task: Optional[str] = None,
                 sort: Optional[str] = None) -> list[Row]:
     """Rows of one modality combination and/or task, sorted by a setting column (ascending)
-    or a score (best first); by default by modality, backbones, training."""
+    or a score (best first); by default by modality, backbones, training (an ensemble after
+    the setting of its members)."""
     if modal is not None:
         rows = [r for r in rows if r.setting["modality"] == ExperimentConfig(modal=modal).modal]
     if task is not None:
         rows = [r for r in rows if r.setting["task"] == ExperimentConfig(task=task).task]
     if sort is None:
-        return sorted(rows, key=lambda r: (r.setting["modality"], r.setting["backbones"], r.setting["training"]))
+        return sorted(rows, key=lambda r: (r.setting["modality"], r.setting["backbones"], *_training_order(r)))
     if sort in SCORES:
         return sorted(rows, key=lambda r: -r.mean(sort))
     if sort in SETTING_COLUMNS:
@@ -242,7 +297,7 @@ def markdown_table(rows: list[Row]) -> str:
     header = [*_setting_header(notes), "n", *(SCORE_TITLES[s] for s in SCORES)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, note in zip(rows, notes):
-        cells = [row.setting[c] for c in SETTING_COLUMNS] + ([note] if any(notes) else []) + [str(len(row.seeds))]
+        cells = [row.setting[c] for c in SETTING_COLUMNS] + ([note] if any(notes) else []) + [str(row.count)]
         for score in SCORES:
             std = row.std(score)
             cells.append(f"{row.mean(score):.2f}" + (f" ± {std:.2f}" if std is not None else ""))
@@ -262,7 +317,7 @@ def csv_table(rows: list[Row]) -> str:
         for score in SCORES:
             std = row.std(score)
             values += [f"{row.mean(score):.2f}", "" if std is None else f"{std:.2f}"]
-        writer.writerow([*(row.setting[c] for c in SETTING_COLUMNS), *([note] if any(notes) else []), len(row.seeds),
+        writer.writerow([*(row.setting[c] for c in SETTING_COLUMNS), *([note] if any(notes) else []), row.count,
                          " ".join(str(s) for s in row.seeds), *values])
     return out.getvalue()
 

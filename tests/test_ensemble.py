@@ -57,6 +57,10 @@ def test_eval_ensemble_scores_the_mean_of_the_seeds_probabilities(seeded):
     assert metrics["members"] == [str(seeded / "seed-1"), str(seeded / "seed-2")]
     assert metrics["training"] == "ensemble of 2"
     assert "T--ET(tiny-bert)/seed-1: acc" in result.output and "seed-2: acc" in result.output
+    report = CliRunner().invoke(app, ["report", str(seeded.parent), "--format", "csv"])
+    ensemble_row = next(line for line in report.stdout.splitlines() if "ensemble of 2" in line)
+    assert ensemble_row.startswith('T,tiny-bert,,emotion,"Full Tuning, ensemble of 2",1,1 2,'
+                                   f'{100 * metrics["accuracy"]:.2f},,')
 
 
 def test_eval_ensemble_of_named_folders_writes_into_output_dir(seeded, tmp_path):

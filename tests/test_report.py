@@ -232,3 +232,42 @@ def test_runs_whose_automatic_precision_resolved_differently_are_other_settings(
 
     assert [(row.seeds, note) for row, note in zip(rows, other_settings(rows))] == [
         ([3], "--precision auto"), ([1, 2], "--precision no"), ([1], "--precision bf16")]
+
+
+def write_ensemble(folder: Path, members: list[Path], test: dict[str, float]) -> None:
+    """An ensemble's eval-test.json as `eval --ensemble` writes it (the keys `report` reads)."""
+    folder.mkdir(parents=True)
+    record = {"split": "test", "training": f"ensemble of {len(members)}", "members": [str(m) for m in members], **test}
+    (folder / "eval-test.json").write_text(json.dumps(record))
+
+
+def test_an_ensemble_of_the_seeds_is_a_row_of_one_model_after_its_setting(checkpoints):
+    setting = checkpoints / "T--ET(all-mpnet-base-v2)"
+    write_ensemble(setting / "ensemble", [setting / "seed-1", setting / "seed-2"], scores(0.63, 0.6))
+    write_ensemble(checkpoints / "lost", [setting / "seed-1", checkpoints / "gone" / "seed-3"], scores(0.5, 0.5))
+
+    result = CliRunner().invoke(app, ["report", str(checkpoints), "--label-type", "emotion"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[2:5] == [
+        "| T | all-mpnet-base-v2 |  | emotion | Full Tuning | 2 | 61.00 ± 1.41 | 60.00 ± 1.41 | 61.00 ± 1.41 | 58.50 ± 0.71 | 38.50 ± 0.71 |",
+        "| T | all-mpnet-base-v2 |  | emotion | Full Tuning, ensemble of 2 | 1 | 63.00 | 62.00 | 63.00 | 60.00 | 40.00 |",
+        "| T | all-mpnet-base-v2 |  | emotion | Full Tuning -> Training Classification | 1 | 64.18 | 63.18 | 64.18 | 62.33 | 42.33 |"]
+    assert len(lines) == 5
+    assert (f"warning: skipped ensemble {checkpoints / 'lost'}: its member {checkpoints / 'gone' / 'seed-3'} is not a "
+            f"finished run under {checkpoints}") in " ".join(result.stderr.split())
+    csv_rows = CliRunner().invoke(app, ["report", str(checkpoints), "--format", "csv", "--sort", "accuracy"]).stdout
+    assert "T,all-mpnet-base-v2,,emotion,\"Full Tuning, ensemble of 2\",1,1 2,63.00,,62.00," in csv_rows
+
+
+def test_an_ensemble_of_two_settings_joins_their_columns(checkpoints):
+    mpnet = checkpoints / "T--ET(all-mpnet-base-v2)" / "seed-1"
+    second = checkpoints / "T--EF(all-mpnet-base-v2)"
+    write_ensemble(checkpoints / "mix", [mpnet, second], scores(0.65, 0.63))
+    runs = find_runs(checkpoints, warn=lambda line: None)
+    from recognize.report import ensemble_rows
+    (row,) = ensemble_rows(checkpoints, runs)
+    assert row.setting == {"modality": "T", "backbones": "all-mpnet-base-v2", "fusion": "", "task": "emotion",
+                           "training": "Full Tuning / Full Tuning -> Training Classification, ensemble of 2"}
+    assert (row.seeds, row.count, row.fields) == ([1, 42], 1, {})
