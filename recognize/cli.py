@@ -512,11 +512,14 @@ def _print_aggregate(path: Path) -> None:
 
 
 def main() -> None:
-    """Entry point of the `emotion-recognize` console script."""
+    """Entry point of the `emotion-recognize` console script; a multi-process run leaves its
+    process group once the command succeeded (`recognize.process_group`)."""
+    from recognize.process_group import leaving_process_group_on_success
     from recognize.quiet import quiet_hugging_face
 
     quiet_hugging_face()
-    app()
+    with leaving_process_group_on_success():
+        app()
 
 
 if __name__ == "__main__":

@@ -85,12 +85,15 @@ def run_script(main: Callable[["list[str]"], None], argv: "list[str] | None" = N
     """Run a script's `main` on `argv` (default: the command line's arguments). A
     RecognizeError ends the process as the CLI ends it: `error: <one line>` on stderr and
     exit code 1, no traceback. Hugging Face's loading progress bars and warnings are
-    silenced as the CLI silences them (`recognize.quiet`)."""
+    silenced as the CLI silences them (`recognize.quiet`). A multi-process run leaves its process
+    group when `main` succeeded (`recognize.process_group`)."""
+    from recognize.process_group import leaving_process_group_on_success
     from recognize.quiet import quiet_hugging_face
 
     quiet_hugging_face()
     try:
-        main(sys.argv[1:] if argv is None else argv)
+        with leaving_process_group_on_success():
+            main(sys.argv[1:] if argv is None else argv)
     except RecognizeError as error:
         print(f"error: {first_line(error)}", file=sys.stderr)
         raise SystemExit(1) from None
