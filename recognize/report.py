@@ -71,9 +71,10 @@ class Run:
         learning rates as used (a default `--lr` is the mode's; `--head-lr` only where it is not
         `--lr`), the precision as used (`auto` is bf16 on one machine, fp32 on another; a run
         written before config.json recorded it keeps the value asked for), and "data", its
-        CSVs' fingerprint (the same CSVs under any path are the same data)."""
+        CSVs' fingerprint (the same CSVs under any path are the same data). A field added after the run
+        was written counts as its default."""
         config = ExperimentConfig.from_dict(self.experiment)
-        fields = {k: v for k, v in self.experiment.items() if k not in NOT_SETTING}
+        fields = {k: v for k, v in config.to_dict().items() if k not in NOT_SETTING}  # a field config.json predates: its default
         head_rate = config.head_learning_rate  # the head's own rate only where it differs from the backbones'
         fields.update(lr=config.learning_rate, head_lr=head_rate if head_rate != config.learning_rate else None,
                       precision=self.record.get("resolved_precision", config.precision))
@@ -237,7 +238,7 @@ def _ensemble_row(members: list[Run], scores: dict[str, float]) -> Row:
 
 
 def _training_order(row: Row) -> tuple[str, int]:
-    """Sorts a row by its training stages, an ensemble right after the setting of its members."""
+    """Sorts a row by its training stages, an ensemble after the rows of its members' stages."""
     suffix = f", ensemble of {row.ensemble_of}" if row.ensemble_of else ""
     return row.setting["training"].removesuffix(suffix), row.ensemble_of
 
@@ -246,7 +247,7 @@ def select_rows(rows: list[Row], modal: Optional[str] = None, task: Optional[str
                 sort: Optional[str] = None) -> list[Row]:
     """Rows of one modality combination and/or task, sorted by a setting column (ascending)
     or a score (best first); by default by modality, backbones, training (an ensemble after
-    the setting of its members)."""
+    the rows of its members' stages)."""
     if modal is not None:
         rows = [r for r in rows if r.setting["modality"] == ExperimentConfig(modal=modal).modal]
     if task is not None:

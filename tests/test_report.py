@@ -271,3 +271,16 @@ def test_an_ensemble_of_two_settings_joins_their_columns(checkpoints):
     assert row.setting == {"modality": "T", "backbones": "all-mpnet-base-v2", "fusion": "", "task": "emotion",
                            "training": "Full Tuning / Full Tuning -> Training Classification, ensemble of 2"}
     assert (row.seeds, row.count, row.fields) == ([1, 42], 1, {})
+
+
+def test_a_run_written_before_a_field_existed_is_the_setting_of_its_default(tmp_path):
+    root = tmp_path / "checkpoints"
+    for seed in (1, 2):
+        config = ExperimentConfig(modal="T", text_model="bert-base-uncased", seed=seed, seed_folder=True, output_dir=str(root))
+        folder = write_run(config.run_dir, config, scores(0.6, 0.58))
+        if seed == 1:  # as an earlier version wrote it: no focal_gamma
+            record = json.loads((folder / "config.json").read_text())
+            del record["experiment"]["focal_gamma"]
+            (folder / "config.json").write_text(json.dumps(record))
+    (row,) = group_runs(find_runs(root, warn=lambda line: None))
+    assert row.seeds == [1, 2] and other_settings([row]) == [""]
