@@ -215,11 +215,11 @@ def ensemble_rows(root: "str | Path", runs: list[Run], split: str = "test",
         except RecognizeError as error:
             warn(f"skipped {path.parent}: {error}")
             continue
-        if not (isinstance(record, dict) and isinstance(record.get("members"), list)):
-            continue
+        if not (isinstance(record, dict) and isinstance(record.get("members"), list) and record["members"]):
+            continue  # not an ensemble's evaluation
         members = [found.get(Path(member).resolve()) for member in record["members"]]
-        if not members or None in members:
-            missing = record["members"][members.index(None)] if members else "none"
+        if None in members:
+            missing = record["members"][members.index(None)]
             warn(f"skipped ensemble {path.parent}: its member {missing} is not a finished run under {root}")
             continue
         rows.append(_ensemble_row(members, {k: float(record[k]) for k in SCORES}))
