@@ -16,7 +16,8 @@ is continued, so none may be training there meanwhile): --output-dir pointed at 
 `train --seeds` run of a recipe's settings records that run. Give each recipe a folder of
 its own (run names leave out most settings, and a finished run of other settings under the
 same name is an error); a recipe whose first stage is another recipe's (two_stage's is
-baseline) may share that one's folder, and collects its seeds.
+baseline) may share that one's folder, and collects its seeds (two_stage_last only where
+they were trained with --keep-last: it needs their last.safetensors).
 
 The JSON lines (stdout, and appended to --output all together when the last stage is done):
   per stage and seed: recipe, stage (its training stages, as `report` names them), backbone,
@@ -78,6 +79,10 @@ RECIPES: dict[str, Recipe] = {
                        "benchmarks/text_finetune.py's toolkit run", (BASELINE,)),
     "two_stage": Recipe("baseline, then the classifier alone on its tuned encoder (frozen, 4 epochs, lr 1e-3)",
                         "benchmarks/two_stage.py: Full Tuning -> Training Classification", (BASELINE, CLASSIFIER_STAGE)),
+    "two_stage_last": Recipe("two_stage with the classifier started from stage 1's last epoch, not its best (stage 1 "
+                             "trained with --keep-last, stage 2 with --init-epoch last)",
+                             "the research table's Full Tuning -> Training Classification, stage 2 from the epoch stage 1 ended on",
+                             ({**BASELINE, "keep_last": True}, {**CLASSIFIER_STAGE, "init_epoch": "last", "keep_last": False})),
     "future3": Recipe("baseline with the 3 previous and the 3 next utterances of the dialogue, speaker names",
                       "EmoBERTa (Kim and Vossen, 2021): past, current and future utterances",
                       ({**BASELINE, "context": 3, "future_context": 3},)),
@@ -121,8 +126,8 @@ def train_command(config: ExperimentConfig, shown: list[str], seeds: list[int]) 
     words = ["emotion-recognize", "train", config.data]
     for name in shown:
         value, flag = getattr(config, name), cli_flag(name)
-        if isinstance(value, bool):
-            words.append(flag if value else f"--no-{flag[2:]}")
+        if isinstance(value, bool):  # a switch off by default has no --no- form: off, it is left out
+            words += [flag] if value else [f"--no-{flag[2:]}"] if ExperimentConfig.__dataclass_fields__[name].default else []
         elif isinstance(value, list):
             words += [part for item in value for part in (flag, str(item))]
         elif value is not None:

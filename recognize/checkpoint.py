@@ -20,6 +20,8 @@ from recognize.labels import LABELS
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+LAST_WEIGHTS = "last.safetensors"
+"""The last epoch's weights, beside the best epoch's WEIGHTS, in a run trained with --keep-last."""
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 STATE = "state"

@@ -388,7 +388,7 @@ def _cache_folder(cache_dir: str) -> Path:
 
 FEATURE_SETTINGS: frozenset[str] = frozenset({
     "modal", "text_model", "audio_model", "video_model", "context", "pooling", "max_length", "max_audio_seconds",
-    "cache_dir", "workers", "batch_size", "precision", "compile", "init_from", "trust_remote_code"})
+    "cache_dir", "workers", "batch_size", "precision", "compile", "init_from", "init_epoch", "trust_remote_code"})
 """The `train` flags that `cache build` takes: what decides the features, and how fast they are computed."""
 
 

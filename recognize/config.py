@@ -35,8 +35,10 @@ nearly flat)."""
 DEFAULT_LR: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "frozen": 1e-3}
 MAX_SEED = 2**32 - 1
 """The largest seed numpy's generators take."""
-RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log"})
-"""Settings that change how fast a run goes or where it logs, not what it learns."""
+RESULT_NEUTRAL: frozenset[str] = frozenset({"compile", "cache", "cache_dir", "workers", "log", "keep_last"})
+"""Settings that change how fast a run goes, where it logs or what else it keeps, not what it learns."""
+INIT_EPOCHS: tuple[str, ...] = ("best", "last")
+"""`--init-epoch` values: which epoch's weights an `--init-from` checkpoint gives."""
 
 
 def _opt(default: Any, help: str, flag: Optional[str] = None, cli: bool = True, **kwargs: Any) -> Any:
@@ -102,6 +104,8 @@ class ExperimentConfig:
     feature_temperature: Optional[float] = _opt(None, "With --distill kd+feature or dist+feature: temperature of the feature term (default 0.1).")
     output_dir: str = _opt("checkpoints", "Folder under which the run's checkpoint folder is created.")
     init_from: list[str] = _opt([], "Checkpoint folder whose matching weights initialise this model (repeatable).")
+    init_epoch: str = _opt("best", "Which weights the --init-from checkpoints give: best (their best dev epoch's, model.safetensors) or last (their last epoch's, last.safetensors, which --keep-last saves).")
+    keep_last: bool = _opt(False, "Also keep the last epoch's weights, as last.safetensors beside the best epoch's model.safetensors, for a later stage's --init-epoch last.")
     trust_remote_code: bool = _opt(False, "Allow model code from the model's repository (off unless you pass this).")
 
     def __post_init__(self) -> None:
@@ -113,6 +117,7 @@ class ExperimentConfig:
         self.precision = _choose("--precision", self.precision, {p: p for p in PRECISIONS})
         self.missing_media = _choose("--missing-media", self.missing_media, {p: p for p in MISSING_MEDIA})
         self.log = _choose("--log", self.log, {p: p for p in LOGS})
+        self.init_epoch = _choose("--init-epoch", self.init_epoch, {e: e for e in INIT_EPOCHS})
         self.fusion = self.fusion.lower()
         if not re.fullmatch(r"[a-z0-9_]+", self.fusion):
             raise RecognizeError(f"--fusion: '{self.fusion}' is not a fusion name (letters, digits, underscores)")

@@ -179,6 +179,10 @@ def fit(
         def write_epoch() -> None:
             if improved:
                 ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
+            if config.keep_last:  # every epoch, so that a resumed run's is always its latest epoch's
+                write_last_weights(run_dir, improved, accelerator.unwrap_model(model))
+            else:  # resumed without --keep-last: an earlier epoch's must not pass for the last
+                (run_dir / ckpt.LAST_WEIGHTS).unlink(missing_ok=True)
             ckpt.write_rows(run_dir / ckpt.HISTORY, state.history)
             if state.epoch < config.epochs:  # after the last epoch the state would be removed at once, below
                 save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
@@ -196,6 +200,15 @@ def fit(
     modalities = list(accelerator.unwrap_model(model).encoders)
     present = {split: state.present(split, modalities, len(data.dataset)) for split, data in (("train", train_data), ("dev", dev_data))}
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds, present)
+
+
+def write_last_weights(run_dir: Path, improved: bool, model: torch.nn.Module) -> None:
+    """Save the epoch just trained as the run's last weights (`--keep-last`): a second name
+    of model.safetensors when the epoch was the best so far, else its own copy."""
+    if improved:
+        ckpt.link_file(run_dir / ckpt.WEIGHTS, run_dir / ckpt.LAST_WEIGHTS)
+    else:
+        ckpt.write_weights(run_dir / ckpt.LAST_WEIGHTS, checkpoint_state(model))
 
 
 def check_finite(model: torch.nn.Module, epoch: int, loss: float) -> None:

@@ -22,30 +22,35 @@ from recognize.model.modes import unstored_digest
 from recognize.seeds import aggregate, run_label, seed_folders, seed_of
 
 
-def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple[ExperimentConfig, dict[str, Any], Built]:
+def load_trained(folder: "str | Path", trust_remote_code: bool = False,
+                 weights_file: str = ckpt.WEIGHTS) -> tuple[ExperimentConfig, dict[str, Any], Built]:
     """The config, config.json record and model of a checkpoint folder, weights loaded.
 
     The backbones come from their model ids (as at training time); the folder's
-    model.safetensors supplies what was trained (and what `--init-from` loaded). A run that
+    model.safetensors (or `weights_file`: last.safetensors, the last epoch's) supplies what
+    was trained (and what `--init-from` loaded). A run that
     has not finished (no metrics.json) is an error: its weights are the best epoch so far. Model code
     from a repository runs only when this call's `trust_remote_code` allows it, whatever
     the checkpoint's config.json says: a folder someone else wrote must not switch it on."""
     folder = Path(folder)
     config, record = ckpt.read_checkpoint_config(folder)
     config.trust_remote_code = trust_remote_code
-    if not (folder / ckpt.WEIGHTS).is_file():
-        raise RecognizeError(f"{folder}: checkpoint has no {ckpt.WEIGHTS} (training never finished an epoch?)")
+    path = folder / weights_file
+    if not path.is_file():
+        why = ("it was trained without --keep-last" if weights_file == ckpt.LAST_WEIGHTS
+               else "training never finished an epoch?")
+        raise RecognizeError(f"{folder}: checkpoint has no {weights_file} ({why})")
     ckpt.check_finished(folder)
     fusion_for(config, checkpoint=folder)  # before the backbones load
-    weights = ckpt.read_weights(folder / ckpt.WEIGHTS)
+    weights = ckpt.read_weights(path)
     built = build_model(config, new_run=False)
     try:
         missing, unexpected = built.model.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # shapes that differ: the backbone folder is no longer the one it trained
         reason = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), first_line(error))
-        raise RecognizeError(f"{folder / ckpt.WEIGHTS}: does not fit the model its config.json builds ({reason})") from None
+        raise RecognizeError(f"{path}: does not fit the model its config.json builds ({reason})") from None
     if unexpected:
-        raise RecognizeError(f"{folder / ckpt.WEIGHTS}: {len(unexpected)} tensors do not fit the model, e.g. {unexpected[0]}")
+        raise RecognizeError(f"{path}: {len(unexpected)} tensors do not fit the model, e.g. {unexpected[0]}")
     recorded = record.get("unstored_weights")  # absent in checkpoints of older versions
     if recorded is not None and unstored_digest(built.model, set(weights)) != recorded:
         backbones = ", ".join(config.model_id(m) for m in config.modalities)
@@ -59,7 +64,7 @@ def load_trained(folder: "str | Path", trust_remote_code: bool = False) -> tuple
     trained = {name for name, p in built.model.named_parameters() if p.requires_grad}
     absent = sorted(trained - set(weights))
     if absent:
-        raise RecognizeError(f"{folder / ckpt.WEIGHTS}: lacks {len(absent)} trained tensors, e.g. {absent[0]}")
+        raise RecognizeError(f"{path}: lacks {len(absent)} trained tensors, e.g. {absent[0]}")
     return config, record, built
 
 

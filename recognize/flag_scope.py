@@ -76,13 +76,18 @@ def _layer_decay(config: ExperimentConfig) -> Optional[str]:
     return "for --mode full or lora only, which train the encoders' layers (this run: --mode frozen)"
 
 
+def _init_epoch(config: ExperimentConfig) -> Optional[str]:
+    """Why `--init-epoch` is unused: no checkpoint initialises the run."""
+    return None if config.init_from else "for a run with --init-from only, whose checkpoints it picks the weights of"
+
+
 SCOPES: dict[str, Callable[[ExperimentConfig], Optional[str]]] = {
     "lora_r": _lora, "lora_alpha": _lora, "lora_dropout": _lora, "lora_targets": _lora,
     "cache": _cache, "cache_dir": _cache_dir,
     "text_model": _needs("T"), "context": _needs("T"), "future_context": _needs("T"), "pooling": _needs("T"), "max_length": _needs("T"),
     "audio_model": _needs("A"), "max_audio_seconds": _needs("A"), "video_model": _needs("V"),
     "missing_media": _media, "fusion": _fusion, "fusion_dim": _fusion, "lmf_rank": _lmf, "lr": _lr,
-    "layer_decay": _layer_decay,
+    "layer_decay": _layer_decay, "init_epoch": _init_epoch,
 }
 """ExperimentConfig field -> why a run does not use it (None where it does). The
 distillation flags without --teacher, and --seed with --seeds, are refused where they are read."""

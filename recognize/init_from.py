@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from recognize import checkpoint as ckpt
 from recognize.config import ExperimentConfig
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
@@ -23,6 +24,8 @@ class InitSource:
     record: dict[str, Any]
     config: ExperimentConfig
     weights: dict[str, torch.Tensor]
+    epoch: str = "best"
+    """Which of its epochs the weights are (`--init-epoch`): best or last."""
 
 
 def lineage_entries(sources: list[InitSource], initialised: list[str]) -> list[dict[str, Any]]:
@@ -40,7 +43,8 @@ def lineage_entries(sources: list[InitSource], initialised: list[str]) -> list[d
         entries.append({"folder": source.folder, "run_name": source.record["run_name"], "mode": config.mode,
                         "modal": config.modal, "fusion": config.fusion if len(config.modalities) > 1 else None,
                         "loaded": sorted(own), "lineage": source.record.get("lineage", []),
-                        "distillation": source.record.get("distillation")})
+                        "distillation": source.record.get("distillation"),
+                        **({"epoch": source.epoch} if source.epoch != "best" else {})})
     return entries[::-1]
 
 
@@ -50,8 +54,10 @@ def load_source(folder: str, config: ExperimentConfig) -> InitSource:
     modalities and fusion, and for text the same pooling, context and token budget), since
     a head over other vectors means nothing here even when the shapes happen to agree.
     LoRA adapters are merged into the backbone weights first. With `--pooling auto`, a
-    text encoder taken from the checkpoint keeps the pooling it was trained with."""
-    source_config, record, built = load_trained(folder, config.trust_remote_code)
+    text encoder taken from the checkpoint keeps the pooling it was trained with. With
+    `--init-epoch last`, the weights are its last epoch's (last.safetensors) rather than its best's."""
+    weights_file = ckpt.LAST_WEIGHTS if config.init_epoch == "last" else ckpt.WEIGHTS
+    source_config, record, built = load_trained(folder, config.trust_remote_code, weights_file)
     shared = set(source_config.modalities) & set(config.modalities)
     if not shared:
         raise RecognizeError(f"--init-from {folder}: a {source_config.modal} checkpoint shares no modality with --modal {config.modal}")
@@ -67,7 +73,7 @@ def load_source(folder: str, config: ExperimentConfig) -> InitSource:
                    and (len(shared) == 1 or source_config.fusion == config.fusion))
     weights = {name: tensor for name, tensor in model.state_dict().items()
                if same_inputs or any(name.startswith(f"encoders.{m}.") for m in shared)}
-    return InitSource(str(folder), record, source_config, weights)
+    return InitSource(str(folder), record, source_config, weights, config.init_epoch)
 
 
 def source_weights(sources: list[InitSource]) -> dict[str, torch.Tensor]:

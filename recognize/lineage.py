@@ -4,7 +4,8 @@ stages of the checkpoints it was initialised from (`--init-from`, recorded in co
 stage distilled from a teacher (`--teacher`, config.json's "distillation") says so, e.g.
 "Full Tuning (KD from T--ET(all-MiniLM-L6-v2), weight 0.5, tau 2)", and a combination
 gives its feature term too: "(DIST + feature distillation from ..., weight 1, tau 1; feature
-weight 1, tau 0.1)"."""
+weight 1, tau 0.1)". A stage whose last epoch started the next (`--init-epoch last`) says
+so: "Full Tuning (last epoch) -> Training Classification"."""
 
 from typing import Any
 
@@ -47,6 +48,8 @@ def record_stages(record: dict[str, Any]) -> str:
 def _source_stages(entry: dict[str, Any], target_modal: str) -> str:
     """The stages of one lineage entry, prefixed when its modalities differ from the target's."""
     text = stages(entry["modal"], entry["mode"], entry.get("lineage", []), entry.get("distillation"))
+    if entry.get("epoch") == "last":  # `--init-epoch last`; absent: its best epoch
+        text += " (last epoch)"
     if entry["modal"] == target_modal:
         return text
     return f"{ONLY_NAMES.get(entry['modal'], entry['modal'] + '-only')} {text}"

@@ -37,9 +37,10 @@ SETTING_COLUMNS: tuple[str, ...] = ("modality", "backbones", "fusion", "task", "
 OTHER_SETTINGS = "other settings"
 """The column, shown only when needed, that tells apart rows whose setting columns are equal."""
 
-NOT_SETTING: frozenset[str] = RESULT_NEUTRAL | {"seed", "seed_folder", "output_dir", "init_from", "teacher", "data"}
+NOT_SETTING: frozenset[str] = RESULT_NEUTRAL | {"seed", "seed_folder", "output_dir", "init_from", "init_epoch", "teacher", "data"}
 """Config fields that differ between the seeds of one setting, or do not change results (the
-stages of `init_from` and `teacher` runs stay in the training column)."""
+stages of `init_from` and `teacher` runs, and the `init_epoch` they started from, stay in the
+training column)."""
 
 
 @dataclass

@@ -65,6 +65,7 @@ BAD_FLAGS: dict[str, str] = {
     "--focal-gamma -1": "error: --focal-gamma: must be 0 or more, got -1.0",
     "--focal-gamma 2 --teacher teacher-folder": "error: --focal-gamma: not with --teacher (the distillation loss replaces "
                                                 "the cross-entropy)",
+    "--init-epoch first": "error: --init-epoch: unknown value 'first'; valid: best, last",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 
@@ -93,6 +94,7 @@ UNUSED_FLAGS: dict[str, str] = {
                                               "(give one of the two)",
     "--mode frozen --layer-decay 0.8": "error: --layer-decay: for --mode full or lora only, which train the encoders' "
                                        "layers (this run: --mode frozen)",
+    "--init-epoch last": "error: --init-epoch: for a run with --init-from only, whose checkpoints it picks the weights of",
 }
 """`train` flags that the run would not use (split on spaces; {tmp} a folder) -> the one line they must fail with."""
 

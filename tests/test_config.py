@@ -167,6 +167,7 @@ def test_local_paths_that_exist_are_saved_absolute_and_hub_ids_as_given(tmp_path
     (dict(mode="frozen", cache=False), ["cache", "head_lr", "text_model", "context", "pooling", "max_length"]),
     (dict(mode="frozen"), ["cache", "cache_dir", "lr"]),
     (dict(mode="full", teacher="checkpoints/T--ET(x)"), ["cache_dir"]),  # the teacher's outputs are cached
+    (dict(mode="frozen", init_from=["checkpoints/T--ET(x)"]), ["init_epoch"]),
     (dict(modal="T+A", fusion="lmf"), ["fusion", "fusion_dim", "lmf_rank", "audio_model", "max_audio_seconds", "missing_media"]),
     (dict(modal="V"), ["video_model", "missing_media"]),
     (dict(mode="full", modal="A"), []),  # defaults of every other flag: nothing given, nothing refused
@@ -180,7 +181,8 @@ def test_every_flag_that_can_go_unused_is_refused_at_its_default_only_when_given
     given = [name for name in SCOPES if SCOPES[name](config) is not None]
 
     assert given == ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "cache", "cache_dir", "text_model", "context",
-                     "future_context", "pooling", "max_length", "video_model", "fusion", "fusion_dim", "lmf_rank"]
+                     "future_context", "pooling", "max_length", "video_model", "fusion", "fusion_dim", "lmf_rank",
+                     "init_epoch"]
     check_given_flags(config, [])
     with pytest.raises(RecognizeError) as refused:
         check_given_flags(config, given)
@@ -190,4 +192,5 @@ def test_every_flag_that_can_go_unused_is_refused_at_its_default_only_when_given
         "that uses the feature cache only: --mode frozen without --no-cache, or --teacher (this run: --mode full, no "
         "--teacher); --text-model, --context, --future-context, --pooling, --max-length: for a run with text (T) only (this run: --modal A); "
         "--video-model: for a run with video (V) only (this run: --modal A); --fusion, --fusion-dim, --lmf-rank: for a run "
-        "of several modalities only, which fuses them (this run: --modal A)")
+        "of several modalities only, which fuses them (this run: --modal A); --init-epoch: for a run with --init-from only, "
+        "whose checkpoints it picks the weights of")

@@ -170,3 +170,19 @@ def test_ensemble_line_scores_the_seeds_mean_probabilities(quality, meld_dir, ti
     assert lines[-1]["command"] == f"emotion-recognize eval '{out / BASELINE}' --ensemble"
     with pytest.raises(RecognizeError, match=r"--ensemble: needs two seeds or more, got --seeds 1"):
         run_quality(quality, capsys, monkeypatch, *common, "--seeds", "1", "--ensemble")
+
+
+def test_two_stage_last_starts_each_classifier_from_its_seeds_last_epoch(quality, meld_dir, tiny_bert, tmp_path, capsys,
+                                                                         monkeypatch):
+    out = tmp_path / "runs"
+    lines, given = run_quality(quality, capsys, monkeypatch, meld_dir, "--recipe", "two_stage_last", "--text-model", tiny_bert,
+                               "--seeds", "1", "--epochs", "2", "--output-dir", out)
+    assert [line["stage"] for line in lines] == ["Full Tuning"] * 2 + ["Full Tuning (last epoch) -> Training Classification"] * 2
+    first = out / BASELINE / "seed-1"
+    assert (first / "last.safetensors").is_file()
+    record = read_json(out / "stage-2" / "T--EF(tiny-bert)" / "seed-1" / "config.json")
+    assert [(entry["folder"], entry["epoch"]) for entry in record["lineage"]] == [(str(first), "last")]
+    first_config, _, _ = parsed_command(lines[0]["command"], monkeypatch)
+    second_config, _, _ = parsed_command(lines[2]["command"], monkeypatch)
+    assert (first_config, second_config) == tuple(given)
+    assert (first_config["keep_last"], second_config["keep_last"], second_config["init_epoch"]) == (True, False, "last")
