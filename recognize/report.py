@@ -99,6 +99,8 @@ class Row:
     scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCORES})
     ensemble_of: int = 0
     """For an ensemble's row, its number of members (its training column ends ", ensemble of N")."""
+    key: str = ""
+    """Its setting's `Run.setting_key` (an ensemble's: its members', "" where they differ)."""
 
     @property
     def count(self) -> int:
@@ -191,7 +193,7 @@ def group_runs(runs: list[Run], warn: Callable[[str], None] = print) -> list[Row
             copies.setdefault(key, []).append(run.folder)
             continue
         kept[key] = run.folder
-        row = rows.setdefault(key[0], Row(run.setting(), run.setting_fields(), run.experiment["data"]))
+        row = rows.setdefault(key[0], Row(run.setting(), run.setting_fields(), run.experiment["data"], key=key[0]))
         row.seeds.append(run.experiment["seed"])
         for score in SCORES:
             row.scores[score].append(run.scores[score])
@@ -232,29 +234,38 @@ def _ensemble_row(members: list[Run], scores: dict[str, float]) -> Row:
     value, or their distinct values joined by " / " where they differ."""
     columns = [member.setting() for member in members]
     setting = {column: " / ".join(dict.fromkeys(c[column] for c in columns)) for column in SETTING_COLUMNS}
-    setting["training"] += f", ensemble of {len(members)}"  # as _training_order reads it
-    fields = members[0].setting_fields() if all(m.setting_key() == members[0].setting_key() for m in members) else {}
+    setting["training"] += f", ensemble of {len(members)}"  # as _default_order reads it
+    one_setting = all(m.setting_key() == members[0].setting_key() for m in members)
+    fields = members[0].setting_fields() if one_setting else {}
     return Row(setting, fields, members[0].experiment["data"], [m.experiment["seed"] for m in members],
-               {score: [value] for score, value in scores.items()}, ensemble_of=len(members))
+               {score: [value] for score, value in scores.items()}, ensemble_of=len(members),
+               key=members[0].setting_key() if one_setting else "")
 
 
-def _training_order(row: Row) -> tuple[str, int]:
-    """Sorts a row by its training stages, an ensemble after the rows of its members' stages."""
-    suffix = f", ensemble of {row.ensemble_of}" if row.ensemble_of else ""
-    return row.setting["training"].removesuffix(suffix), row.ensemble_of
+def _default_order(rows: list[Row]) -> list[Row]:
+    """`rows` by modality, backbones and training stages (settings of equal columns in the
+    order given), an ensemble right after its members' setting, or after every row of its
+    members' stages where they are of several settings."""
+    position = {row.key: index for index, row in enumerate(rows) if not row.ensemble_of}
+
+    def order(row: Row) -> tuple[str, str, str, int, int]:
+        suffix = f", ensemble of {row.ensemble_of}" if row.ensemble_of else ""
+        stages = row.setting["training"].removesuffix(suffix)
+        return (row.setting["modality"], row.setting["backbones"], stages, position.get(row.key, len(rows)), row.ensemble_of)
+    return sorted(rows, key=order)
 
 
 def select_rows(rows: list[Row], modal: Optional[str] = None, task: Optional[str] = None,
                 sort: Optional[str] = None) -> list[Row]:
     """Rows of one modality combination and/or task, sorted by a setting column (ascending)
-    or a score (best first); by default by modality, backbones, training (an ensemble after
-    the rows of its members' stages)."""
+    or a score (best first); by default by modality, backbones, training (an ensemble right
+    after its members' setting)."""
     if modal is not None:
         rows = [r for r in rows if r.setting["modality"] == ExperimentConfig(modal=modal).modal]
     if task is not None:
         rows = [r for r in rows if r.setting["task"] == ExperimentConfig(task=task).task]
     if sort is None:
-        return sorted(rows, key=lambda r: (r.setting["modality"], r.setting["backbones"], *_training_order(r)))
+        return _default_order(rows)
     if sort in SCORES:
         return sorted(rows, key=lambda r: -r.mean(sort))
     if sort in SETTING_COLUMNS:

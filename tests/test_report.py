@@ -284,3 +284,22 @@ def test_a_run_written_before_a_field_existed_is_the_setting_of_its_default(tmp_
             (folder / "config.json").write_text(json.dumps(record))
     (row,) = group_runs(find_runs(root, warn=lambda line: None))
     assert row.seeds == [1, 2] and other_settings([row]) == [""]
+
+
+def test_each_ensemble_follows_its_own_setting_where_settings_share_a_training_column(tmp_path):
+    root = tmp_path / "checkpoints"
+    for lr, accuracy in ((3e-5, 0.60), (5e-5, 0.62)):
+        for seed in (1, 2):
+            config = ExperimentConfig(modal="T", text_model="bert-base-uncased", lr=lr, seed=seed, seed_folder=True,
+                                      output_dir=str(root / f"lr{lr:g}"))
+            write_run(config.run_dir, config, scores(accuracy, accuracy - 0.02))
+        setting = root / f"lr{lr:g}" / "T--ET(bert-base-uncased)"
+        write_ensemble(setting / "ensemble", [setting / "seed-1", setting / "seed-2"], scores(accuracy + 0.01, accuracy))
+
+    result = CliRunner().invoke(app, ["report", str(root)])
+
+    assert result.exit_code == 0, result.output
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in result.stdout.splitlines()[2:]]
+    assert [row[4:8] for row in rows] == [  # training, other settings, n, accuracy
+        ["Full Tuning", "--lr 3e-05", "2", "60.00 ± 0.00"], ["Full Tuning, ensemble of 2", "--lr 3e-05", "1", "61.00"],
+        ["Full Tuning", "--lr 5e-05", "2", "62.00 ± 0.00"], ["Full Tuning, ensemble of 2", "--lr 5e-05", "1", "63.00"]]
