@@ -380,6 +380,8 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler,
     folder.mkdir(parents=True, exist_ok=True)
     if state.best_epoch == state.epoch:  # `fit` has just written these very weights as the best: no second copy
         ckpt.link_file(run_dir / ckpt.WEIGHTS, folder / "model.safetensors")
+    elif (run_dir / ckpt.LAST_WEIGHTS).is_file():  # --keep-last has just written them (else `fit` removed the file)
+        ckpt.link_file(run_dir / ckpt.LAST_WEIGHTS, folder / "model.safetensors")
     else:
         ckpt.write_weights(folder / "model.safetensors", checkpoint_state(model))
     ckpt.write_weights(folder / "objective.safetensors", dict(objective.state_dict()))

@@ -235,11 +235,11 @@ def _ensemble_row(members: list[Run], scores: dict[str, float]) -> Row:
     columns = [member.setting() for member in members]
     setting = {column: " / ".join(dict.fromkeys(c[column] for c in columns)) for column in SETTING_COLUMNS}
     setting["training"] += f", ensemble of {len(members)}"  # as _default_order reads it
-    one_setting = all(m.setting_key() == members[0].setting_key() for m in members)
-    fields = members[0].setting_fields() if one_setting else {}
+    keys = {member.setting_key() for member in members}
+    key = keys.pop() if len(keys) == 1 else ""
+    fields = members[0].setting_fields() if key else {}
     return Row(setting, fields, members[0].experiment["data"], [m.experiment["seed"] for m in members],
-               {score: [value] for score, value in scores.items()}, ensemble_of=len(members),
-               key=members[0].setting_key() if one_setting else "")
+               {score: [value] for score, value in scores.items()}, ensemble_of=len(members), key=key)
 
 
 def _default_order(rows: list[Row]) -> list[Row]:
