@@ -48,7 +48,7 @@ from recognize.checkpoint import CONFIG, METRICS, STATE, read_json
 from recognize.config import backbone_name, cli_flag
 from recognize.errors import RecognizeError
 from recognize.ensemble import evaluate_ensemble
-from recognize.flag_scope import check_given_flags
+from recognize.flag_scope import check_given_flags, unused_reason
 from recognize.labels import LABELS
 from recognize.lineage import record_stages
 from recognize.metrics import mean_and_std
@@ -74,6 +74,9 @@ class Recipe:
 BASELINE: dict[str, Any] = {"modal": "T", "mode": "full", "epochs": 4, "batch_size": 32, "lr": 5e-5, "context": 0}
 """Full tuning of the text encoder and head on the utterance alone."""
 
+SMOOTH_DECAY: dict[str, Any] = {**BASELINE, "lr": 1e-4, "layer_decay": 0.8, "label_smoothing": 0.1}
+"""The baseline with layer-wise lr decay (the top layer at 1e-4) and label smoothing."""
+
 RECIPES: dict[str, Recipe] = {
     "baseline": Recipe("full tuning, 4 epochs, batch 32, lr 5e-5, the utterance alone (context 0)",
                        "benchmarks/text_finetune.py's toolkit run", (BASELINE,)),
@@ -88,7 +91,11 @@ RECIPES: dict[str, Recipe] = {
                       ({**BASELINE, "context": 3, "future_context": 3},)),
     "smooth_decay": Recipe("baseline at lr 1e-4 for the top layer, layer-wise lr decay 0.8, label smoothing 0.1",
                            "layer decay: Clark et al., 2020 (ELECTRA); label smoothing: Szegedy et al., 2016",
-                           ({**BASELINE, "lr": 1e-4, "layer_decay": 0.8, "label_smoothing": 0.1},)),
+                           (SMOOTH_DECAY,)),
+    "smooth_two_stage": Recipe("smooth_decay, then the classifier alone on its tuned encoder (frozen, 4 epochs, lr 1e-3, "
+                               "label smoothing kept)", "smooth_decay's sources, then the research table's "
+                               "Full Tuning -> Training Classification",
+                               (SMOOTH_DECAY, {**CLASSIFIER_STAGE, "layer_decay": 1.0})),
     "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
                     ({**BASELINE, "focal_gamma": 2.0},)),
 }
@@ -102,7 +109,9 @@ SHOWN_ALWAYS: tuple[str, ...] = ("modal", "task", "mode", "text_model")
 def stage_configs(recipe: Recipe, data: str, text_model: str, task: str, output_dir: str,
                   epochs: "int | None") -> list[tuple[ExperimentConfig, list[str]]]:
     """Each stage's config (every stage's epochs `epochs` when given), and the settings its
-    command names (SHOWN_ALWAYS, the recipe's, and any other that is not at its default)."""
+    command names: SHOWN_ALWAYS, any other that is not at its default, and the recipe's own
+    (but one it sets back to its default for a stage that does not use it: smooth_two_stage's
+    classifier stage resets --layer-decay, which frozen mode refuses)."""
     stages = []
     for number, overrides in enumerate(recipe.stages, start=1):
         changes = {**overrides, **({"epochs": epochs} if epochs is not None else {})}
@@ -113,8 +122,8 @@ def stage_configs(recipe: Recipe, data: str, text_model: str, task: str, output_
             config = next_stage(stages[-1][0], stages[-1][0].setting_dir, output_dir=folder, **changes)
         default = ExperimentConfig()
         shown = [item.name for item in dataclasses.fields(ExperimentConfig) if item.metadata["cli"] and item.name != "data"
-                 and (item.name in SHOWN_ALWAYS or item.name in changes
-                      or getattr(config, item.name) != getattr(default, item.name))]
+                 and (item.name in SHOWN_ALWAYS or getattr(config, item.name) != getattr(default, item.name)
+                      or (item.name in changes and unused_reason(config, item.name) is None))]
         check_given_flags(config, shown)  # what `train` would refuse, given these flags
         stages.append((config, shown))
     return stages

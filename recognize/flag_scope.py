@@ -93,14 +93,18 @@ SCOPES: dict[str, Callable[[ExperimentConfig], Optional[str]]] = {
 distillation flags without --teacher, and --seed with --seeds, are refused where they are read."""
 
 
+def unused_reason(config: ExperimentConfig, name: str) -> Optional[str]:
+    """Why `config`'s run leaves setting `name` (a field name) unused, or None where it uses it."""
+    return SCOPES[name](config) if name in SCOPES else None
+
+
 def check_given_flags(config: ExperimentConfig, given: Iterable[str]) -> None:
     """RecognizeError naming each of the `given` settings (field names) that `config`'s run
     leaves unused, grouped by the reason, e.g. "--lora-r, --lora-alpha: for --mode lora only
     (this run: --mode full)"."""
     flags_by_reason: dict[str, list[str]] = {}
     for name in given:
-        reason = SCOPES[name](config) if name in SCOPES else None
-        if reason is not None:
+        if (reason := unused_reason(config, name)) is not None:
             flags_by_reason.setdefault(reason, []).append(typed_flag(config, name))
     if flags_by_reason:
         raise RecognizeError("; ".join(f"{', '.join(flags)}: {reason}" for reason, flags in flags_by_reason.items()))
