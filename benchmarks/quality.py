@@ -96,6 +96,11 @@ RECIPES: dict[str, Recipe] = {
                                "label smoothing kept)", "smooth_decay's sources, then the research table's "
                                "Full Tuning -> Training Classification",
                                (SMOOTH_DECAY, {**CLASSIFIER_STAGE, "layer_decay": 1.0})),
+    "smooth_future3": Recipe("smooth_decay with the 3 previous and the 3 next utterances of the dialogue, speaker names, "
+                             "then the classifier alone on its tuned encoder (as smooth_two_stage)",
+                             "smooth_decay's and future3's sources, then the research table's "
+                             "Full Tuning -> Training Classification",
+                             ({**SMOOTH_DECAY, "context": 3, "future_context": 3}, {**CLASSIFIER_STAGE, "layer_decay": 1.0})),
     "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
                     ({**BASELINE, "focal_gamma": 2.0},)),
 }

@@ -186,3 +186,19 @@ def test_two_stage_last_starts_each_classifier_from_its_seeds_last_epoch(quality
     second_config, _, _ = parsed_command(lines[2]["command"], monkeypatch)
     assert (first_config, second_config) == tuple(given)
     assert (first_config["keep_last"], second_config["keep_last"], second_config["init_epoch"]) == (True, False, "last")
+
+
+def test_smooth_two_stage_resets_layer_decay_for_its_classifier_and_keeps_label_smoothing(quality, meld_dir, tiny_bert,
+                                                                                        tmp_path, capsys, monkeypatch):
+    out = tmp_path / "runs"
+    common = [meld_dir, "--text-model", tiny_bert, "--seeds", "1", "--epochs", "1", "--output-dir", out]
+    first_lines, _ = run_quality(quality, capsys, monkeypatch, *common, "--recipe", "smooth_decay")
+    lines, given = run_quality(quality, capsys, monkeypatch, *common, "--recipe", "smooth_two_stage")
+    assert lines[:2] == [{**line, "recipe": "smooth_two_stage", **({"collected": True} if "seed" in line else {})}
+                         for line in first_lines]
+    assert [line["stage"] for line in lines[2:]] == ["Full Tuning -> Training Classification"] * 2
+    assert "--layer-decay 0.8" in lines[0]["command"] and "--layer-decay" not in lines[2]["command"]
+    second_config, _, _ = parsed_command(lines[2]["command"], monkeypatch)
+    assert second_config == given[-1]
+    assert {key: second_config[key] for key in ("mode", "lr", "layer_decay", "label_smoothing", "init_from")} == {
+        "mode": "frozen", "lr": 1e-3, "layer_decay": 1.0, "label_smoothing": 0.1, "init_from": [str(out / BASELINE)]}
