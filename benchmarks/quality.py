@@ -96,6 +96,9 @@ RECIPES: dict[str, Recipe] = {
                                "label smoothing kept)", "smooth_decay's sources, then the research table's "
                                "Full Tuning -> Training Classification",
                                (SMOOTH_DECAY, {**CLASSIFIER_STAGE, "layer_decay": 1.0})),
+    "smooth_long": Recipe("smooth_decay for up to 8 epochs (the learning rate decays over 8), stopped after 2 epochs "
+                          "without a better dev weighted-F1 (--patience 2)",
+                          "a longer schedule with early stopping on dev", ({**SMOOTH_DECAY, "epochs": 8, "patience": 2},)),
     "smooth_future3": Recipe("smooth_decay with the 3 previous and the 3 next utterances of the dialogue, speaker names, "
                              "then the classifier alone on its tuned encoder (as smooth_two_stage)",
                              "smooth_decay's and future3's sources, then the research table's "

@@ -205,7 +205,7 @@ def test_smooth_two_stage_resets_layer_decay_for_its_classifier_and_keeps_label_
 
 
 @pytest.mark.parametrize("name", ["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay", "smooth_two_stage",
-                                  "smooth_future3", "focal"])
+                                  "smooth_long", "smooth_future3", "focal"])
 def test_every_recipe_stage_command_is_what_train_parses_into_that_stage(quality, name, meld_dir, tiny_bert, tmp_path,
                                                                          monkeypatch):
     assert name in quality.RECIPES
@@ -219,4 +219,4 @@ def test_every_recipe_stage_command_is_what_train_parses_into_that_stage(quality
 
 def test_the_recipe_list_in_this_test_is_every_recipe(quality):
     assert sorted(quality.RECIPES) == sorted(["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay",
-                                              "smooth_two_stage", "smooth_future3", "focal"])
+                                              "smooth_two_stage", "smooth_long", "smooth_future3", "focal"])
