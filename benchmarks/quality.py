@@ -77,6 +77,9 @@ BASELINE: dict[str, Any] = {"modal": "T", "mode": "full", "epochs": 4, "batch_si
 SMOOTH_DECAY: dict[str, Any] = {**BASELINE, "lr": 1e-4, "layer_decay": 0.8, "label_smoothing": 0.1}
 """The baseline with layer-wise lr decay (the top layer at 1e-4) and label smoothing."""
 
+SMOOTH_CLASSIFIER_STAGE: dict[str, Any] = {**CLASSIFIER_STAGE, "layer_decay": 1.0}
+"""CLASSIFIER_STAGE after a SMOOTH_DECAY stage: layer decay off (frozen mode trains no encoder layer)."""
+
 RECIPES: dict[str, Recipe] = {
     "baseline": Recipe("full tuning, 4 epochs, batch 32, lr 5e-5, the utterance alone (context 0)",
                        "benchmarks/text_finetune.py's toolkit run", (BASELINE,)),
@@ -95,7 +98,7 @@ RECIPES: dict[str, Recipe] = {
     "smooth_two_stage": Recipe("smooth_decay, then the classifier alone on its tuned encoder (frozen, 4 epochs, lr 1e-3, "
                                "label smoothing kept)", "smooth_decay's sources, then the research table's "
                                "Full Tuning -> Training Classification",
-                               (SMOOTH_DECAY, {**CLASSIFIER_STAGE, "layer_decay": 1.0})),
+                               (SMOOTH_DECAY, SMOOTH_CLASSIFIER_STAGE)),
     "smooth_long": Recipe("smooth_decay for up to 8 epochs (the learning rate decays over 8), stopped after 2 epochs "
                           "without a better dev weighted-F1 (--patience 2)",
                           "a longer schedule with early stopping on dev", ({**SMOOTH_DECAY, "epochs": 8, "patience": 2},)),
@@ -103,7 +106,7 @@ RECIPES: dict[str, Recipe] = {
                              "then the classifier alone on its tuned encoder (as smooth_two_stage)",
                              "smooth_decay's and future3's sources, then the research table's "
                              "Full Tuning -> Training Classification",
-                             ({**SMOOTH_DECAY, "context": 3, "future_context": 3}, {**CLASSIFIER_STAGE, "layer_decay": 1.0})),
+                             ({**SMOOTH_DECAY, "context": 3, "future_context": 3}, SMOOTH_CLASSIFIER_STAGE)),
     "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
                     ({**BASELINE, "focal_gamma": 2.0},)),
 }

@@ -204,11 +204,13 @@ def test_smooth_two_stage_resets_layer_decay_for_its_classifier_and_keeps_label_
         "mode": "frozen", "lr": 1e-3, "layer_decay": 1.0, "label_smoothing": 0.1, "init_from": [str(out / BASELINE)]}
 
 
-@pytest.mark.parametrize("name", ["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay", "smooth_two_stage",
-                                  "smooth_long", "smooth_future3", "focal"])
+RECIPE_NAMES = ["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay", "smooth_two_stage", "smooth_long",
+                "smooth_future3", "focal"]
+
+
+@pytest.mark.parametrize("name", RECIPE_NAMES)
 def test_every_recipe_stage_command_is_what_train_parses_into_that_stage(quality, name, meld_dir, tiny_bert, tmp_path,
                                                                          monkeypatch):
-    assert name in quality.RECIPES
     monkeypatch.setattr("recognize.cli._print_aggregate", lambda path: None)  # nothing trains, so no aggregate.json
     stages = quality.stage_configs(quality.RECIPES[name], str(meld_dir), tiny_bert, "emotion", str(tmp_path / name), None)
     assert len(stages) == len(quality.RECIPES[name].stages)
@@ -218,5 +220,4 @@ def test_every_recipe_stage_command_is_what_train_parses_into_that_stage(quality
 
 
 def test_the_recipe_list_in_this_test_is_every_recipe(quality):
-    assert sorted(quality.RECIPES) == sorted(["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay",
-                                              "smooth_two_stage", "smooth_long", "smooth_future3", "focal"])
+    assert sorted(quality.RECIPES) == sorted(RECIPE_NAMES)
