@@ -107,6 +107,10 @@ RECIPES: dict[str, Recipe] = {
                              "smooth_decay's and future3's sources, then the research table's "
                              "Full Tuning -> Training Classification",
                              ({**SMOOTH_DECAY, "context": 3, "future_context": 3}, SMOOTH_CLASSIFIER_STAGE)),
+    "smooth_ema": Recipe("smooth_decay, scored and kept as the moving average of its weights (--ema-decay 0.999; the "
+                         "ramp (1 + t) / (10 + t) caps the decay through MELD's 1,252 steps: 0.97 after epoch 1, 0.993 "
+                         "at the end)", "Polyak and Juditsky, 1992: averaging the iterates; TensorFlow's "
+                         "ExponentialMovingAverage ramp", ({**SMOOTH_DECAY, "ema_decay": 0.999},)),
     "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
                     ({**BASELINE, "focal_gamma": 2.0},)),
 }

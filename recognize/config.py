@@ -88,6 +88,7 @@ class ExperimentConfig:
     label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy: the target spreads this share evenly over all classes (0 = off; Szegedy et al., 2016). Not with --teacher.")
     focal_gamma: float = _opt(0.0, "Focal loss: each row's cross-entropy times (1 - p)^G, p the probability of its label, so easy rows weigh less (0 = plain cross-entropy; Lin et al., 2017). Not with --teacher.")
     layer_decay: float = _opt(1.0, "Layer-wise learning-rate decay of the encoders: the top layer trains at --lr, each layer below at this factor times the rate above it, the embeddings lowest (1 = off; e.g. 0.8; ELECTRA, BEiT). Full tuning and LoRA.")
+    ema_decay: float = _opt(0.0, "Weight averaging: keep an exponential moving average of the weights that train, updated after every optimiser step t with decay min(D, (1 + t) / (10 + t)); dev, the best epoch and the saved weights are the average's (0 = off; e.g. 0.999; Polyak averaging, with TensorFlow's ExponentialMovingAverage ramp).")
     dropout: float = _opt(0.1, "Dropout before the classification head.")
     lora_r: int = _opt(8, "LoRA rank.")
     lora_alpha: int = _opt(16, "LoRA alpha (scaling = alpha / r).")
@@ -164,7 +165,7 @@ class ExperimentConfig:
             raise RecognizeError(f"--layer-decay: a factor in (0, 1], got {self.layer_decay}")
         if not (math.isfinite(self.focal_gamma) and self.focal_gamma >= 0):
             raise RecognizeError(f"--focal-gamma: must be 0 or more, got {self.focal_gamma}")
-        for name in ("dropout", "lora_dropout", "warmup", "label_smoothing"):
+        for name in ("dropout", "lora_dropout", "warmup", "label_smoothing", "ema_decay"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise RecognizeError(f"{cli_flag(name)}: a fraction in [0, 1), got {getattr(self, name)}")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "fusion_dim", "lmf_rank"):

@@ -1,6 +1,7 @@
 """The training loop, on accelerate. Read it top to bottom: `fit` trains for the configured
 epochs, evaluates dev after each, keeps the best epoch's weights by dev weighted-F1, stops
-early when asked, and saves a resumable state after every epoch.
+early when asked, and saves a resumable state after every epoch. With `--ema-decay` the
+weights evaluated and kept are a moving average of the trained ones (`WeightAverage`).
 
 Randomness is seeded per epoch (batch order from (seed, epoch), dropout from seed + epoch),
 so a run resumed after epoch k continues exactly as an uninterrupted one would.
@@ -9,9 +10,10 @@ so a run resumed after epoch k continues exactly as an uninterrupted one would.
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ContextManager, Optional
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from recognize.metrics import classification_metrics
 from recognize.model.layers import layer_scales
 from recognize.model.modes import checkpoint_state, running_statistics
 from recognize.objective import LabelObjective
+from recognize.weight_average import WeightAverage
 
 LOG_EVERY_STEPS = 20
 """How often the progress bar's loss is read back from the device (each read syncs)."""
@@ -136,9 +139,11 @@ def fit(
     if any(p.requires_grad for p in objective.parameters()):
         objective = accelerator.prepare(objective)  # its own parameters' gradients are averaged across processes too
 
+    average = WeightAverage(accelerator.unwrap_model(model), config.ema_decay) if config.ema_decay else None
     state = TrainingState()
     if resume:
-        state = load_state(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
+        state = load_state(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective),
+                           average)
         accelerator.print(f"resuming after epoch {state.epoch} of {config.epochs}")
 
     log_epoch = EpochLog(config.log if accelerator.is_main_process else "none", run_dir)
@@ -149,10 +154,12 @@ def fit(
         set_seed(config.seed + epoch)  # torch, numpy (Wav2Vec2's time masks and layer drop) and random, per epoch
         set_epoch(train_data, epoch)
         epoch_start = time.perf_counter()
-        train_loss, samples, absent = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective, epoch)
+        train_loss, samples, absent = _train_epoch(model, train_data, optimizer, scheduler, accelerator, config, objective,
+                                                   epoch, average)
         seconds = time.perf_counter() - epoch_start
         check_finite(model, epoch + 1, train_loss)  # before this epoch's weights could be saved as the best
-        dev = predict(model, dev_data, accelerator)
+        with evaluated_weights(average):
+            dev = predict(model, dev_data, accelerator)
         dev_metrics = classification_metrics(dev.labels, dev.logits.argmax(-1), labels)
         state.note_absent("train", absent)
         state.note_absent("dev", {m: ~present for m, present in dev.present.items()})
@@ -177,15 +184,17 @@ def fit(
         state.train_seconds = time.perf_counter() - started
 
         def write_epoch() -> None:
-            if improved:
-                ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
-            if config.keep_last:  # every epoch, so that a resumed run's is always its latest epoch's
-                write_last_weights(run_dir, improved, accelerator.unwrap_model(model))
-            else:  # resumed without --keep-last: an earlier epoch's must not pass for the last
-                (run_dir / ckpt.LAST_WEIGHTS).unlink(missing_ok=True)
+            with evaluated_weights(average):  # the checkpoint keeps the weights dev scored
+                if improved:
+                    ckpt.write_weights(run_dir / ckpt.WEIGHTS, checkpoint_state(accelerator.unwrap_model(model)))
+                if config.keep_last:  # every epoch, so that a resumed run's is always its latest epoch's
+                    write_last_weights(run_dir, improved, accelerator.unwrap_model(model))
+                else:  # resumed without --keep-last: an earlier epoch's must not pass for the last
+                    (run_dir / ckpt.LAST_WEIGHTS).unlink(missing_ok=True)
             ckpt.write_rows(run_dir / ckpt.HISTORY, state.history)
             if state.epoch < config.epochs:  # after the last epoch the state would be removed at once, below
-                save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective))
+                save_state(run_dir, state, accelerator.unwrap_model(model), optimizer, scheduler, accelerator.unwrap_model(objective),
+                           average)
         on_main_process(accelerator, write_epoch)  # once an epoch, not a step: a failed write stops every process
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, dev acc {dev_metrics['accuracy']:.2%}, "
@@ -200,6 +209,12 @@ def fit(
     modalities = list(accelerator.unwrap_model(model).encoders)
     present = {split: state.present(split, modalities, len(data.dataset)) for split, data in (("train", train_data), ("dev", dev_data))}
     return FitResult(state.best_epoch, state.best_dev, state.history, state.train_seconds, present)
+
+
+def evaluated_weights(average: Optional[WeightAverage]) -> ContextManager[None]:
+    """The weights that dev scores and the checkpoint keeps: within the block, the model holds
+    `average`'s (`--ema-decay`) or, without one, its trained weights as they are."""
+    return average.swapped_in() if average is not None else nullcontext()
 
 
 def write_last_weights(run_dir: Path, improved: bool, model: torch.nn.Module) -> None:
@@ -237,10 +252,12 @@ def set_epoch(data: DataLoader, epoch: int) -> None:
         sampler.set_epoch(epoch)
 
 
-def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch) -> tuple[float, int, dict[str, np.ndarray]]:
-    """One pass over the training batches; returns the mean loss and the samples seen, over
-    every process, and per modality the rows that some process's batch had without it
-    (`{m}_present` False: its clip missing, or failing to decode when read)."""
+def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objective, epoch,
+                 average: Optional[WeightAverage]) -> tuple[float, int, dict[str, np.ndarray]]:
+    """One pass over the training batches, updating `average` (if any) after each optimiser
+    step; returns the mean loss and the samples seen, over every process, and per modality the
+    rows that some process's batch had without it (`{m}_present` False: its clip missing, or
+    failing to decode when read)."""
     model.train()
     criterion = accelerator.unwrap_model(objective)
     needs_embedding = criterion.needs_embedding
@@ -278,6 +295,8 @@ def _train_epoch(model, data, optimizer, scheduler, accelerator, config, objecti
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+            if average is not None and accelerator.sync_gradients:  # a step, not a batch accumulated into one
+                average.update()
             loss_sum += loss.detach() * n
             samples += n
             for row, modality in enumerate(modalities):
@@ -371,14 +390,21 @@ class TrainingState:
         return present
 
 
-def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler, objective: torch.nn.Module) -> None:
-    """Write `state/epoch-{k}/` (weights, the objective's own, optimiser, progress), then point
-    `state/latest.json` at it and drop older epochs: a kill at any moment leaves the previous
-    state intact."""
+def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler, objective: torch.nn.Module,
+               average: Optional[WeightAverage] = None) -> None:
+    """Write `state/epoch-{k}/` (weights, the objective's own, optimiser, the weight average if
+    any, progress), then point `state/latest.json` at it and drop older epochs: a kill at any
+    moment leaves the previous state intact."""
     state_dir = run_dir / ckpt.STATE
     folder = state_dir / f"epoch-{state.epoch}"
     folder.mkdir(parents=True, exist_ok=True)
-    if state.best_epoch == state.epoch:  # `fit` has just written these very weights as the best: no second copy
+    averaged = {}
+    if average is not None:  # the checkpoint's weights are the average's: the trained ones get their own copy
+        tensors, updates = average.state()
+        ckpt.write_weights(folder / AVERAGE_FILE, tensors)
+        averaged = {"average_updates": updates}
+        ckpt.write_weights(folder / "model.safetensors", checkpoint_state(model))
+    elif state.best_epoch == state.epoch:  # `fit` has just written these very weights as the best: no second copy
         ckpt.link_file(run_dir / ckpt.WEIGHTS, folder / "model.safetensors")
     elif (run_dir / ckpt.LAST_WEIGHTS).is_file():  # --keep-last has just written them (else `fit` removed the file)
         ckpt.link_file(run_dir / ckpt.LAST_WEIGHTS, folder / "model.safetensors")
@@ -387,12 +413,15 @@ def save_state(run_dir: Path, state: TrainingState, model, optimizer, scheduler,
     ckpt.write_weights(folder / "objective.safetensors", dict(objective.state_dict()))
     tensors, meta = _optimizer_files(optimizer)
     ckpt.write_weights(folder / "optimizer.safetensors", tensors)
-    ckpt.write_json(folder / "trainer.json", {**state.__dict__, "optimizer": meta, "scheduler": scheduler.state_dict()})
+    ckpt.write_json(folder / "trainer.json", {**state.__dict__, "optimizer": meta, "scheduler": scheduler.state_dict(), **averaged})
     ckpt.write_json(state_dir / "latest.json", {"folder": folder.name})
     for old in state_dir.glob("epoch-*"):
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
 
+
+AVERAGE_FILE = "average.safetensors"
+"""In a resumable state's folder with `--ema-decay`: the weight average, beside the trained weights."""
 
 TRAINED = "trained.json"
 """In `state/`: training has ended (the best weights are model.safetensors) and only the
@@ -410,9 +439,10 @@ def mark_trained(run_dir: Path, state: TrainingState) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_state(run_dir: Path, model, optimizer, scheduler, objective: torch.nn.Module) -> TrainingState:
-    """Restore what `save_state` wrote into `model`, `objective`, `optimizer` and `scheduler`;
-    of a run whose training has ended (`mark_trained`), only its progress."""
+def load_state(run_dir: Path, model, optimizer, scheduler, objective: torch.nn.Module,
+               average: Optional[WeightAverage] = None) -> TrainingState:
+    """Restore what `save_state` wrote into `model`, `objective`, `optimizer`, `scheduler` and
+    `average`; of a run whose training has ended (`mark_trained`), only its progress."""
     state_dir = run_dir / ckpt.STATE
     try:
         if (state_dir / TRAINED).is_file():
@@ -423,6 +453,8 @@ def load_state(run_dir: Path, model, optimizer, scheduler, objective: torch.nn.M
         objective.load_state_dict(ckpt.read_weights(folder / "objective.safetensors"))
         optimizer.load_state_dict(_optimizer_state(ckpt.read_weights(folder / "optimizer.safetensors"), saved.pop("optimizer")))
         scheduler.load_state_dict(saved.pop("scheduler"))
+        if average is not None:
+            average.load(ckpt.read_weights(folder / AVERAGE_FILE), saved.pop("average_updates"))
         return TrainingState(**saved)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # JSON that parses but is not what save_state wrote
         raise RecognizeError(f"{state_dir}: damaged resumable state ({type(error).__name__}: {first_line(error)}); "

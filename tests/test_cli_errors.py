@@ -66,6 +66,8 @@ BAD_FLAGS: dict[str, str] = {
     "--focal-gamma 2 --teacher teacher-folder": "error: --focal-gamma: not with --teacher (the distillation loss replaces "
                                                 "the cross-entropy)",
     "--init-epoch first": "error: --init-epoch: unknown value 'first'; valid: best, last",
+    "--ema-decay 1": "error: --ema-decay: a fraction in [0, 1), got 1.0",
+    "--ema-decay -0.5": "error: --ema-decay: a fraction in [0, 1), got -0.5",
 }
 """`train` flags (split on spaces) -> the one line they must fail with."""
 

@@ -108,10 +108,12 @@ main()
 """
 
 
-def test_class_weighted_accumulated_steps_keep_the_processes_replicas_equal(meld_dir, tiny_bert, tmp_path):
+@pytest.mark.parametrize("averaging", [[], ["--ema-decay", "0.9"]])
+def test_class_weighted_accumulated_steps_keep_the_processes_replicas_equal(meld_dir, tiny_bert, tmp_path, averaging):
     """With --class-weights a window's loss is divided by its rows' summed weights, which
     differ between processes: every process must divide by the same total (the processes'
-    together), or each replica takes its own step and they drift apart unnoticed."""
+    together), or each replica takes its own step and they drift apart unnoticed. With
+    --ema-decay, dev scores each process's weight average: those must be equal too."""
     script, probes = tmp_path / "probe.py", tmp_path / "probes"
     script.write_text(REPLICA_PROBE)
     probes.mkdir()
@@ -119,7 +121,8 @@ def test_class_weighted_accumulated_steps_keep_the_processes_replicas_equal(meld
            "EMOTION_RECOGNIZE_CACHE": str(tmp_path / "cache")}
     command = [*TORCHRUN, str(script), str(probes), "train",
                str(meld_dir), "--text-model", str(tiny_bert), "--mode", "frozen", "--epochs", "2", "--batch-size", "8",
-               "--grad-accum", "3", "--class-weights", "--lr", "1e-2", "--pooling", "mean", "--output-dir", str(tmp_path)]
+               "--grad-accum", "3", "--class-weights", "--lr", "1e-2", "--pooling", "mean", "--output-dir", str(tmp_path),
+               *averaging]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for epoch in (1, 2):

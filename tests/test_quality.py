@@ -205,7 +205,7 @@ def test_smooth_two_stage_resets_layer_decay_for_its_classifier_and_keeps_label_
 
 
 RECIPE_NAMES = ["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay", "smooth_two_stage", "smooth_long",
-                "smooth_future3", "focal"]
+                "smooth_future3", "smooth_ema", "focal"]
 
 
 @pytest.mark.parametrize("name", RECIPE_NAMES)
