@@ -65,8 +65,8 @@ def test_load_restores_the_average_and_refuses_other_names():
         second.load({"weight": layer.weight.detach()}, 1)
 
 
-def frozen_config(meld_dir, tiny_bert, tmp_path, **overrides) -> ExperimentConfig:
-    """A frozen-backbone run (only the head trains, from the feature cache) with weight averaging."""
+def averaged_config(meld_dir, tiny_bert, tmp_path, **overrides) -> ExperimentConfig:
+    """A run with weight averaging; by default frozen backbones (only the head trains, from the feature cache)."""
     settings = dict(data=str(meld_dir), text_model=str(tiny_bert), mode="frozen", task="sentiment", lr=1e-2, epochs=1,
                     batch_size=64, pooling="mean", ema_decay=0.9, output_dir=str(tmp_path / "checkpoints"))
     return ExperimentConfig(**{**settings, **overrides})
@@ -88,7 +88,7 @@ def test_a_run_keeps_the_average_of_its_steps_weights_and_trains_on_the_raw_ones
         return result
 
     monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
-    run = train(frozen_config(meld_dir, tiny_bert, tmp_path))
+    run = train(averaged_config(meld_dir, tiny_bert, tmp_path))
     saved = load_file(str(run / "model.safetensors"))
     matched = 0
     for history in snapshots.values():
@@ -102,12 +102,12 @@ def test_a_run_keeps_the_average_of_its_steps_weights_and_trains_on_the_raw_ones
 
 def test_an_interrupted_run_with_averaging_resumes_to_the_uninterrupted_runs_weights(meld_dir, tiny_bert, tmp_path, monkeypatch):
     settings = dict(mode="full", task="emotion", lr=1e-3, epochs=3, batch_size=32)
-    uninterrupted = train(frozen_config(meld_dir, tiny_bert, tmp_path / "whole", **settings))
-    config = frozen_config(meld_dir, tiny_bert, tmp_path / "parts", **settings)
+    uninterrupted = train(averaged_config(meld_dir, tiny_bert, tmp_path / "whole", **settings))
+    config = averaged_config(meld_dir, tiny_bert, tmp_path / "parts", **settings)
     train_interrupted(config, 1, monkeypatch)
     resumed = train(config, resume=True)
     assert history_without_time(resumed) == history_without_time(uninterrupted)
     a, b = (load_file(str(folder / "model.safetensors")) for folder in (uninterrupted, resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    plain = train(frozen_config(meld_dir, tiny_bert, tmp_path / "plain", **{**settings, "ema_decay": 0.0}))
+    plain = train(averaged_config(meld_dir, tiny_bert, tmp_path / "plain", **{**settings, "ema_decay": 0.0}))
     assert history_without_time(plain) != history_without_time(uninterrupted)  # the average is what dev scored
