@@ -33,7 +33,7 @@ The JSON lines (stdout, and appended to --output all together when the last stag
     files go into the setting's ensemble/ folder).
 
 usage: python benchmarks/quality.py MELD_DIR --recipe NAME --text-model DIR [--label-type emotion]
-       [--seeds 1,2,3] [--output-dir DIR] [--epochs N] [--ensemble] [--output FILE.jsonl]
+       [--seeds 1,2,3] [--output-dir DIR] [--epochs N] [--ensemble] [--teacher CKPT] [--output FILE.jsonl]
 """
 
 import argparse
@@ -69,13 +69,21 @@ class Recipe:
     description: str
     source: str
     stages: tuple[dict[str, Any], ...]
+    distilled: bool = False
+    """Whether the first stage learns from a trained checkpoint, the script's --teacher."""
 
 
 BASELINE: dict[str, Any] = {"modal": "T", "mode": "full", "epochs": 4, "batch_size": 32, "lr": 5e-5, "context": 0}
 """Full tuning of the text encoder and head on the utterance alone."""
 
-SMOOTH_DECAY: dict[str, Any] = {**BASELINE, "lr": 1e-4, "layer_decay": 0.8, "label_smoothing": 0.1}
-"""The baseline with layer-wise lr decay (the top layer at 1e-4) and label smoothing."""
+LAYER_DECAY: dict[str, Any] = {**BASELINE, "lr": 1e-4, "layer_decay": 0.8}
+"""The baseline with layer-wise lr decay (the top layer at 1e-4)."""
+
+SMOOTH_DECAY: dict[str, Any] = {**LAYER_DECAY, "label_smoothing": 0.1}
+"""LAYER_DECAY with label smoothing."""
+
+DECAY_DISTILL: dict[str, Any] = {**LAYER_DECAY, "distill": "kd"}
+"""LAYER_DECAY with the teacher's softened outputs (kd, weight 0.5, temperature 2) where SMOOTH_DECAY smooths the labels."""
 
 SMOOTH_CLASSIFIER_STAGE: dict[str, Any] = {**CLASSIFIER_STAGE, "layer_decay": 1.0}
 """CLASSIFIER_STAGE after a SMOOTH_DECAY stage: layer decay off (frozen mode trains no encoder layer)."""
@@ -111,6 +119,10 @@ RECIPES: dict[str, Recipe] = {
                          "ramp (1 + t) / (10 + t) caps the decay through MELD's 1,252 steps: 0.97 after epoch 1, 0.993 "
                          "at the end)", "Polyak and Juditsky, 1992: averaging the iterates; TensorFlow's "
                          "ExponentialMovingAverage ramp", ({**SMOOTH_DECAY, "ema_decay": 0.999},)),
+    "decay_distill": Recipe("smooth_decay with its label smoothing replaced by distillation from --teacher (a trained "
+                            "checkpoint, e.g. an MPNet smooth_two_stage seed): (1 - 0.5) CE + 0.5 tau^2 KL at tau 2",
+                            "Hinton et al., 2015: knowledge distillation; layer decay as smooth_decay",
+                            (DECAY_DISTILL,), distilled=True),
     "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
                     ({**BASELINE, "focal_gamma": 2.0},)),
 }
@@ -122,14 +134,21 @@ SHOWN_ALWAYS: tuple[str, ...] = ("modal", "task", "mode", "text_model")
 
 
 def stage_configs(recipe: Recipe, data: str, text_model: str, task: str, output_dir: str,
-                  epochs: "int | None") -> list[tuple[ExperimentConfig, list[str]]]:
-    """Each stage's config (every stage's epochs `epochs` when given), and the settings its
-    command names: SHOWN_ALWAYS, any other that is not at its default, and the recipe's own
-    (but one it sets back to its default for a stage that does not use it: smooth_two_stage's
-    classifier stage resets --layer-decay, which frozen mode refuses)."""
+                  epochs: "int | None", teacher: str = "") -> list[tuple[ExperimentConfig, list[str]]]:
+    """Each stage's config (every stage's epochs `epochs` when given; a distilled recipe's
+    first stage learns from `teacher`), and the settings its command names: SHOWN_ALWAYS, any
+    other that is not at its default, and the recipe's own (but one it sets back to its
+    default for a stage that does not use it: smooth_two_stage's classifier stage resets
+    --layer-decay, which frozen mode refuses)."""
+    if recipe.distilled and not teacher:
+        raise RecognizeError("--teacher: this recipe distils a trained checkpoint; name its folder")
+    if teacher and not recipe.distilled:
+        raise RecognizeError("--teacher: only for a distilled recipe ("
+                             + ", ".join(name for name, entry in RECIPES.items() if entry.distilled) + ")")
     stages = []
     for number, overrides in enumerate(recipe.stages, start=1):
-        changes = {**overrides, **({"epochs": epochs} if epochs is not None else {})}
+        changes = {**overrides, **({"epochs": epochs} if epochs is not None else {}),
+                   **({"teacher": teacher} if teacher and number == 1 else {})}
         folder = output_dir if number == 1 else str(Path(output_dir) / f"stage-{number}")
         if number == 1:
             config = ExperimentConfig(data=data, text_model=text_model, task=task, output_dir=folder, **changes)
@@ -218,13 +237,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--epochs", type=int, help="every stage's epochs instead of the recipe's (a quick check)")
     parser.add_argument("--ensemble", action="store_true",
                         help="also score each stage's seeds as one ensemble (their mean class probabilities); 2 seeds or more")
+    parser.add_argument("--teacher", default="",
+                        help="a distilled recipe's teacher: a trained checkpoint folder (e.g. an MPNet seed folder)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
     if args.ensemble and len(seeds) < 2:
         raise RecognizeError(f"--ensemble: needs two seeds or more, got --seeds {args.seeds}")
     output_dir = args.output_dir or str(Path("checkpoints") / args.recipe)
-    stages = stage_configs(RECIPES[args.recipe], args.data, args.text_model, args.task, output_dir, args.epochs)
+    stages = stage_configs(RECIPES[args.recipe], args.data, args.text_model, args.task, output_dir, args.epochs,
+                           args.teacher)
     lines = []
     for config, shown in stages:
         lines += run_stage(args.recipe, config, train_command(config, shown, seeds), seeds)

@@ -204,15 +204,42 @@ def test_smooth_two_stage_resets_layer_decay_for_its_classifier_and_keeps_label_
         "mode": "frozen", "lr": 1e-3, "layer_decay": 1.0, "label_smoothing": 0.1, "init_from": [str(out / BASELINE)]}
 
 
+def test_decay_distill_learns_from_the_teacher_it_is_given_and_needs_one(quality, meld_dir, tiny_bert, tmp_path, capsys,
+                                                                         monkeypatch):
+    out = tmp_path / "runs"
+    common = [meld_dir, "--text-model", tiny_bert, "--seeds", "1", "--epochs", "1", "--output-dir", out]
+    run_quality(quality, capsys, monkeypatch, *common, "--recipe", "baseline")
+    teacher = out / BASELINE / "seed-1"
+    with pytest.raises(RecognizeError, match=r"^--teacher: this recipe distils a trained checkpoint; name its folder$"):
+        run_quality(quality, capsys, monkeypatch, *common, "--recipe", "decay_distill")
+    with pytest.raises(RecognizeError, match=r"^--teacher: only for a distilled recipe \(decay_distill\)$"):
+        run_quality(quality, capsys, monkeypatch, *common, "--recipe", "smooth_decay", "--teacher", teacher)
+
+    student_dir = tmp_path / "students"
+    lines, given = run_quality(quality, capsys, monkeypatch, meld_dir, "--text-model", tiny_bert, "--seeds", "1",
+                               "--epochs", "1", "--output-dir", student_dir, "--recipe", "decay_distill", "--teacher", teacher)
+    assert [line["stage"] for line in lines] == [f"Full Tuning (KD from {BASELINE}, weight 0.5, tau 2)"] * 2
+    config, _, _ = parsed_command(lines[0]["command"], monkeypatch)
+    assert config == given[0]
+    assert {key: config[key] for key in ("teacher", "distill", "distill_weight", "temperature", "label_smoothing",
+                                         "layer_decay", "lr")} == {
+        "teacher": str(teacher), "distill": "kd", "distill_weight": 0.5, "temperature": 2.0, "label_smoothing": 0.0,
+        "layer_decay": 0.8, "lr": 1e-4}
+    record = read_json(student_dir / BASELINE / "seed-1" / "config.json")["distillation"]
+    assert (record["teacher"], record["loss"], record["weight"], record["temperature"]) == (str(teacher), "kd", 0.5, 2.0)
+
+
 RECIPE_NAMES = ["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay", "smooth_two_stage", "smooth_long",
-                "smooth_future3", "smooth_ema", "focal"]
+                "smooth_future3", "smooth_ema", "decay_distill", "focal"]
 
 
 @pytest.mark.parametrize("name", RECIPE_NAMES)
 def test_every_recipe_stage_command_is_what_train_parses_into_that_stage(quality, name, meld_dir, tiny_bert, tmp_path,
                                                                          monkeypatch):
     monkeypatch.setattr("recognize.cli._print_aggregate", lambda path: None)  # nothing trains, so no aggregate.json
-    stages = quality.stage_configs(quality.RECIPES[name], str(meld_dir), tiny_bert, "emotion", str(tmp_path / name), None)
+    teacher = str(tmp_path / "teacher") if quality.RECIPES[name].distilled else ""  # nothing trains: never read
+    stages = quality.stage_configs(quality.RECIPES[name], str(meld_dir), tiny_bert, "emotion", str(tmp_path / name), None,
+                                   teacher)
     assert len(stages) == len(quality.RECIPES[name].stages)
     for config, shown in stages:
         parsed, seeds, resume = parsed_command(quality.train_command(config, shown, [1, 2, 3]), monkeypatch)
