@@ -120,7 +120,8 @@ RECIPES: dict[str, Recipe] = {
                          "at the end)", "Polyak and Juditsky, 1992: averaging the iterates; TensorFlow's "
                          "ExponentialMovingAverage ramp", ({**SMOOTH_DECAY, "ema_decay": 0.999},)),
     "decay_distill": Recipe("smooth_decay with its label smoothing replaced by distillation from --teacher (a trained "
-                            "checkpoint, e.g. an MPNet smooth_two_stage seed): (1 - 0.5) CE + 0.5 tau^2 KL at tau 2",
+                            "checkpoint, e.g. an MPNet smooth_two_stage seed, or a setting folder: seed s from its seed s): "
+                            "(1 - 0.5) CE + 0.5 tau^2 KL at tau 2",
                             "Hinton et al., 2015: knowledge distillation; layer decay as smooth_decay",
                             (DECAY_DISTILL,), distilled=True),
     "focal": Recipe("baseline with the focal loss, gamma 2", "Lin et al., 2017 (RetinaNet): focal loss",
@@ -238,7 +239,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--ensemble", action="store_true",
                         help="also score each stage's seeds as one ensemble (their mean class probabilities); 2 seeds or more")
     parser.add_argument("--teacher", default="",
-                        help="a distilled recipe's teacher: a trained checkpoint folder (e.g. an MPNet seed folder)")
+                        help="a distilled recipe's teacher: a trained checkpoint folder (e.g. an MPNet seed), or a "
+                             "setting folder of `train --seeds`, whose seed s teaches seed s")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
