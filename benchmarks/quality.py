@@ -33,7 +33,8 @@ The JSON lines (stdout, and appended to --output all together when the last stag
     files go into the setting's ensemble/ folder).
 
 usage: python benchmarks/quality.py MELD_DIR --recipe NAME --text-model DIR [--label-type emotion]
-       [--seeds 1,2,3] [--output-dir DIR] [--epochs N] [--ensemble] [--teacher CKPT] [--output FILE.jsonl]
+       [--seeds 1,2,3] [--output-dir DIR] [--epochs N] [--ensemble] [--teacher CKPT [--teacher-ensemble]]
+       [--output FILE.jsonl]
 """
 
 import argparse
@@ -135,12 +136,15 @@ SHOWN_ALWAYS: tuple[str, ...] = ("modal", "task", "mode", "text_model")
 
 
 def stage_configs(recipe: Recipe, data: str, text_model: str, task: str, output_dir: str,
-                  epochs: "int | None", teacher: str = "") -> list[tuple[ExperimentConfig, list[str]]]:
+                  epochs: "int | None", teacher: str = "", teacher_ensemble: bool = False,
+                  ) -> list[tuple[ExperimentConfig, list[str]]]:
     """Each stage's config (every stage's epochs `epochs` when given; a distilled recipe's
-    first stage learns from `teacher`), and the settings its command names: SHOWN_ALWAYS, any
+    first stage learns from `teacher`, all its seeds together with `teacher_ensemble`), and the settings its command names: SHOWN_ALWAYS, any
     other that is not at its default, and the recipe's own (but one it sets back to its
     default for a stage that does not use it: smooth_two_stage's classifier stage resets
     --layer-decay, which frozen mode refuses)."""
+    if teacher_ensemble and not teacher:
+        raise RecognizeError("--teacher-ensemble: only with --teacher")
     if recipe.distilled and not teacher:
         raise RecognizeError("--teacher: this recipe distils a trained checkpoint; name its folder")
     if teacher and not recipe.distilled:
@@ -149,7 +153,7 @@ def stage_configs(recipe: Recipe, data: str, text_model: str, task: str, output_
     stages = []
     for number, overrides in enumerate(recipe.stages, start=1):
         changes = {**overrides, **({"epochs": epochs} if epochs is not None else {}),
-                   **({"teacher": teacher} if teacher and number == 1 else {})}
+                   **({"teacher": teacher, "teacher_ensemble": teacher_ensemble} if teacher and number == 1 else {})}
         folder = output_dir if number == 1 else str(Path(output_dir) / f"stage-{number}")
         if number == 1:
             config = ExperimentConfig(data=data, text_model=text_model, task=task, output_dir=folder, **changes)
@@ -241,6 +245,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--teacher", default="",
                         help="a distilled recipe's teacher: a trained checkpoint folder (e.g. an MPNet seed), or a "
                              "setting folder of `train --seeds`, whose seed s teaches seed s")
+    parser.add_argument("--teacher-ensemble", action="store_true",
+                        help="with --teacher a setting folder: every seed learns from all its seeds together (their mean "
+                             "class probabilities)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
@@ -248,7 +255,7 @@ def main(argv: list[str]) -> None:
         raise RecognizeError(f"--ensemble: needs two seeds or more, got --seeds {args.seeds}")
     output_dir = args.output_dir or str(Path("checkpoints") / args.recipe)
     stages = stage_configs(RECIPES[args.recipe], args.data, args.text_model, args.task, output_dir, args.epochs,
-                           args.teacher)
+                           args.teacher, args.teacher_ensemble)
     lines = []
     for config, shown in stages:
         lines += run_stage(args.recipe, config, train_command(config, shown, seeds), seeds)

@@ -98,6 +98,7 @@ class ExperimentConfig:
     seed: int = _opt(42, "Random seed; a CPU run with the same seed repeats exactly.")
     seed_folder: bool = _opt(False, "The run is one seed of several (`train --seeds`): its folder is run_name/seed-{seed}.", cli=False)
     teacher: str = _opt("", "Checkpoint folder of a trained teacher (e.g. a text model) distilled into this run: its outputs on the training rows are computed once, cached, and matched to the rows by dialogue and utterance id.")
+    teacher_ensemble: bool = _opt(False, "With --teacher a setting folder (a `train --seeds` run): learn from all its seeds together, their mean class probabilities (Hinton et al., 2015 distil an ensemble into one model), rather than each seed from the teacher's same seed. kd or dist only.")
     distill: str = _opt("", "Distillation loss with --teacher: kd (Hinton), dist (Huang et al., 2022), feature (TelME's relational loss on the head's input vectors), or kd+feature / dist+feature (both terms, as TelME trains its students). Default: kd.")
     distill_weight: Optional[float] = _opt(None, "Weight of the distillation term (kd: its share against cross-entropy, in [0, 1]; default 0.5 for kd, 1 for dist and feature); with kd+feature or dist+feature, the kd / dist term's.")
     temperature: Optional[float] = _opt(None, "Distillation temperature tau (default 2 for kd, 1 for dist, 0.1 for feature); with kd+feature or dist+feature, the kd / dist term's.")
@@ -186,9 +187,11 @@ class ExperimentConfig:
         without --teacher, none of them may be set."""
         self.teacher = str(self.teacher)
         if not self.teacher:
-            given = [flag for flag, value in (("--distill", self.distill), ("--distill-weight", self.distill_weight),
+            given = [flag for flag, value in (("--teacher-ensemble", self.teacher_ensemble), ("--distill", self.distill),
+                                              ("--distill-weight", self.distill_weight),
                                               ("--temperature", self.temperature), ("--feature-weight", self.feature_weight),
-                                              ("--feature-temperature", self.feature_temperature)) if value not in ("", None)]
+                                              ("--feature-temperature", self.feature_temperature))
+                     if value is not False and value not in ("", None)]
             if given:
                 raise RecognizeError(f"{', '.join(given)}: only with --teacher")
             return
@@ -215,6 +218,9 @@ class ExperimentConfig:
         for flag, value in (("--temperature", self.temperature), ("--feature-temperature", self.feature_temperature)):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise RecognizeError(f"{flag}: must be positive, got {value}")
+        if self.teacher_ensemble and self.feature_distillation:
+            raise RecognizeError(f"--teacher-ensemble: --distill {self.distill} matches the head's input vectors, which each "
+                                 "seed of the teacher learns in its own space; use kd or dist")
         if self.feature_distillation and self.mode == "frozen" and len(self.modalities) == 1:
             raise RecognizeError(f"--distill {self.distill}: a frozen single-modality student's vectors are its frozen "
                                  "encoder's, which the feature loss cannot move; use --mode full or lora, or kd / dist")

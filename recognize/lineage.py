@@ -4,7 +4,8 @@ stages of the checkpoints it was initialised from (`--init-from`, recorded in co
 stage distilled from a teacher (`--teacher`, config.json's "distillation") says so, e.g.
 "Full Tuning (KD from T--ET(all-MiniLM-L6-v2), weight 0.5, tau 2)", and a combination
 gives its feature term too: "(DIST + feature distillation from ..., weight 1, tau 1; feature
-weight 1, tau 0.1)". A stage whose last epoch started the next (`--init-epoch last`) says
+weight 1, tau 0.1)"; one taught by all the seeds of a setting (`--teacher-ensemble`) names "the
+3-seed ensemble of T--ET(...)". A stage whose last epoch started the next (`--init-epoch last`) says
 so: "Full Tuning (last epoch) -> Training Classification"."""
 
 from typing import Any
@@ -30,7 +31,9 @@ def stages(modal: str, mode: str, lineage: list[dict[str, Any]], distillation: "
         loss = LOSS_NAMES.get(distillation["loss"], distillation["loss"])
         feature = (f"; feature weight {distillation['feature_weight']:g}, tau {distillation['feature_temperature']:g}"
                    if "feature_weight" in distillation else "")
-        own += (f" ({loss} from {distillation['run_name']}, weight {distillation['weight']:g}, "
+        members = distillation.get("members", [])
+        teacher = f"the {len(members)}-seed ensemble of {distillation['run_name']}" if members else distillation["run_name"]
+        own += (f" ({loss} from {teacher}, weight {distillation['weight']:g}, "
                 f"tau {distillation['temperature']:g}{feature})")
     if not lineage:
         return own

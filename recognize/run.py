@@ -89,8 +89,8 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
         teacher_width = outputs.embeddings.shape[1]
         feature = (f"; feature weight {config.feature_weight}, temperature {config.feature_temperature}"
                    if config.feature_weight is not None else "")
-        distributed.print(f"distilling {outputs.record['run_name']} ({config.distill}, weight {config.distill_weight}, "
-                          f"temperature {config.temperature}{feature}); its outputs: {outputs.entry}")
+        distributed.print(f"distilling {outputs.name} ({config.distill}, weight {config.distill_weight}, "
+                          f"temperature {config.temperature}{feature}); its outputs: {', '.join(map(str, outputs.entries))}")
     if not resume_from_state:
         def write_config() -> None:
             extra.update(data_fingerprint=data_fingerprint(config.data), resolved_precision=resolved_precision(config.precision),
@@ -131,13 +131,15 @@ def train(config: ExperimentConfig, overwrite: bool = False, resume: bool = Fals
 
 def train_seeds(config: ExperimentConfig, seeds: list[int], overwrite: bool = False, resume: bool = False) -> Path:
     """Train `config` once per seed, each into `{run_name}/seed-{s}/` (an `--init-from` or
-    `--teacher` setting folder gives each seed its own seed's run), then write
+    `--teacher` setting folder gives each seed its own seed's run, but with --teacher-ensemble
+    all its seeds), then write
     `{run_name}/aggregate.json`; return the setting folder."""
     if (config.setting_dir / ckpt.CONFIG).is_file():
         raise RecognizeError(f"{config.setting_dir}: holds a single-seed run of this setting; pass another --output-dir for --seeds")
     run_configs = {seed: ExperimentConfig.from_dict({**config.to_dict(), "seed": seed, "seed_folder": True,
                                                      "init_from": [seed_member(p, seed) for p in config.init_from],
-                                                     "teacher": seed_member(config.teacher, seed) if config.teacher else ""})
+                                                     "teacher": config.teacher if config.teacher_ensemble
+                                                     else seed_member(config.teacher, seed) if config.teacher else ""})
                    for seed in seeds}  # every seed's settings are checked before the first one trains
     per_seed = {seed: ckpt.read_json(train(run_config, overwrite=overwrite, resume=resume) / ckpt.METRICS)
                 for seed, run_config in run_configs.items()}

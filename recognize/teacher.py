@@ -6,8 +6,13 @@ teacher during training.
 The entry's key is the teacher's whole weights (backbones included), its settings, the
 split's CSV, its clips and (for a text teacher) its token ids, and the package version. Each output row carries its
 Dialogue_ID and Utterance_ID; the student's rows are matched to them by those ids, and a
-row without a match is an error, never a silent shift."""
+row without a match is an error, never a silent shift.
 
+With `--teacher-ensemble` the teacher is every seed of a setting folder together: each seed's
+outputs are cached as one teacher's, and their mean class probabilities are what the student
+learns from."""
+
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,7 @@ from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
 from recognize.main_process import on_main_process
 from recognize.objective import TEACHER_EMBEDDINGS, TEACHER_LOGITS
+from recognize.seeds import seed_folders
 
 TABLES: tuple[str, ...] = ("logits", "embeddings", "dialogue_id", "utterance_id")
 """The tensors of a teacher entry, one row per row of the split."""
@@ -42,14 +48,41 @@ class TeacherOutputs:
     embeddings: torch.Tensor
     dialogue_id: torch.Tensor
     utterance_id: torch.Tensor
-    entry: Path
+    entries: tuple[Path, ...]
+    """The feature cache entries the outputs were read from (one per seed of an ensemble)."""
+    members: tuple[str, ...] = ()
+    """The seed folders an ensemble teacher combines; () for a single teacher."""
+
+    @property
+    def name(self) -> str:
+        """What the student learns from, as logs and lineage say it: the teacher's run name,
+        or "the 3-seed ensemble of" it."""
+        run_name = self.record["run_name"]
+        return f"the {len(self.members)}-seed ensemble of {run_name}" if self.members else run_name
+
+
+def teacher_folders(config: ExperimentConfig) -> list[Path]:
+    """The checkpoint folders a run learns from: `--teacher` itself, or with
+    `--teacher-ensemble` every seed folder of that setting folder (two at least)."""
+    if not config.teacher_ensemble:
+        return [Path(config.teacher)]
+    members = seed_folders(config.teacher)
+    if len(members) < 2:
+        raise RecognizeError(f"--teacher-ensemble: --teacher {config.teacher} holds {len(members)} seed-* checkpoint "
+                             "folder(s); an ensemble teacher is a `train --seeds` setting folder of two seeds or more")
+    return members
 
 
 def check_teacher(config: ExperimentConfig) -> None:
-    """Check that `config.teacher` is a finished checkpoint this run can learn from: not the
-    run itself, and, for the losses that compare class scores (kd, dist), trained on the
-    same label type."""
-    folder = Path(config.teacher)
+    """Check that each of `config`'s teacher folders is a finished checkpoint this run can
+    learn from: not the run itself, and, for the losses that compare class scores (kd,
+    dist), trained on the same label type."""
+    for folder in teacher_folders(config):
+        _check_one(config, folder)
+
+
+def _check_one(config: ExperimentConfig, folder: Path) -> None:
+    """check_teacher for one teacher folder."""
     if not (folder / ckpt.CONFIG).is_file():
         raise RecognizeError(f"--teacher {ckpt.not_a_checkpoint(folder)}")
     if not (folder / ckpt.WEIGHTS).is_file():
@@ -64,15 +97,39 @@ def check_teacher(config: ExperimentConfig) -> None:
 
 
 def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOutputs:
-    """The outputs of `config.teacher` on every row of `split` of `config.data`: read from
-    the feature cache, or computed (every process prepares the split, since a frozen
+    """The outputs of `config.teacher` on every row of `split` of `config.data` (with
+    `--teacher-ensemble`, its seeds' outputs combined by `ensemble_outputs`)."""
+    if not config.teacher_ensemble:
+        return _single_outputs(config, config.teacher, split)
+    return ensemble_outputs(config.teacher, [_single_outputs(config, str(folder), split) for folder in teacher_folders(config)])
+
+
+def ensemble_outputs(folder: str, members: list[TeacherOutputs]) -> TeacherOutputs:
+    """One teacher made of several (the seeds of setting folder `folder`), on the first
+    member's rows (the others' matched to them by id): its logits are the log of the
+    members' mean class probabilities, so that their softmax is that mean (what `eval
+    --ensemble` scores) and kd's softmax(logits / tau) softens it as it would one teacher's.
+    It has no embeddings (a (rows, 0) tensor): each seed's head reads vectors of its own."""
+    first = members[0]
+    rows = pd.DataFrame({"dialogue_id": first.dialogue_id.tolist(), "utterance_id": first.utterance_id.tolist()})
+    log_probabilities = torch.stack([aligned_columns(member, rows, f"the rows of {first.folder}")[TEACHER_LOGITS].log_softmax(-1)
+                                     for member in members])
+    logits = torch.logsumexp(log_probabilities, dim=0) - math.log(len(members))  # finite where a probability underflows
+    return TeacherOutputs(folder, first.record, logits, torch.zeros(len(rows), 0), first.dialogue_id, first.utterance_id,
+                          entries=tuple(entry for member in members for entry in member.entries),
+                          members=tuple(member.folder for member in members))
+
+
+def _single_outputs(config: ExperimentConfig, folder: str, split: str) -> TeacherOutputs:
+    """The outputs of the teacher in `folder` on every row of `split` of `config.data`: read
+    from the feature cache, or computed (every process prepares the split, since a frozen
     teacher's features are built together; the main process runs the teacher, on the GPU
     when there is one, and stores its outputs) and stored there."""
-    teacher, record, built = load_trained(config.teacher, config.trust_remote_code)
+    teacher, record, built = load_trained(folder, config.trust_remote_code)
     teacher.data, teacher.cache_dir = config.data, config.cache_dir
     inputs = read_inputs(teacher, built, split)  # tokenised and probed once, hit or miss
     clips = {m: index.paths for m, index in inputs.indexes.items()}
-    entry = Entry.for_key(cache_root(config.cache_dir), _key(config.teacher, teacher, record, built, split, clips, inputs.text))
+    entry = Entry.for_key(cache_root(config.cache_dir), _key(folder, teacher, record, built, split, clips, inputs.text))
     state = process_state()
     problem = entry.load(len(inputs.rows), TABLES)
     if problem is not None:
@@ -86,7 +143,7 @@ def teacher_outputs(config: ExperimentConfig, split: str = "train") -> TeacherOu
     on_main_process(state, save_outputs)  # every process, every time: the others read what the main one wrote
     if entry.tensors is None and (problem := entry.load(len(inputs.rows), TABLES)) is not None:
         raise RecognizeError(f"feature cache: {entry.path} is {problem} right after it was built")
-    return TeacherOutputs(config.teacher, record, entry=entry.path, **entry.tensors)
+    return TeacherOutputs(folder, record, entries=(entry.path,), **entry.tensors)
 
 
 def aligned_columns(outputs: TeacherOutputs, rows: pd.DataFrame, where: str) -> dict[str, torch.Tensor]:
@@ -107,13 +164,16 @@ def aligned_columns(outputs: TeacherOutputs, rows: pd.DataFrame, where: str) -> 
 
 def distillation_record(config: ExperimentConfig, outputs: TeacherOutputs) -> dict[str, Any]:
     """config.json's "distillation" entry: the teacher (folder, run name, modalities, mode,
-    its own lineage) and the loss with its weight and temperature (and, for a combination such
-    as dist+feature, the feature term's)."""
+    its own lineage; an ensemble's seed folders, "members") and the loss with its weight and
+    temperature (and, for a combination such as dist+feature, the feature term's)."""
     experiment = outputs.record["experiment"]
     record = {"teacher": str(outputs.folder), "run_name": outputs.record["run_name"], "modal": experiment["modal"],
               "mode": experiment["mode"], "task": experiment["task"], "lineage": outputs.record.get("lineage", []),
               "distillation": outputs.record.get("distillation"), "loss": config.distill,
-              "weight": config.distill_weight, "temperature": config.temperature, "outputs": outputs.entry.name}
+              "weight": config.distill_weight, "temperature": config.temperature,
+              "outputs": [entry.name for entry in outputs.entries] if outputs.members else outputs.entries[0].name}
+    if outputs.members:
+        record["members"] = list(outputs.members)
     if config.feature_weight is not None:
         record.update(feature_weight=config.feature_weight, feature_temperature=config.feature_temperature)
     return record

@@ -7,6 +7,7 @@ flags' errors."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -278,7 +279,7 @@ def test_a_text_teachers_rows_are_tokenised_once_when_its_outputs_are_computed(d
     monkeypatch.setattr(text_module, "_encode", lambda tokenizer, first, *rest: encoded.append(len(first)) or encode(tokenizer, first, *rest))
     outputs = teacher_outputs(ExperimentConfig(cache_dir=str(tmp_path), teacher=str(distillation["teacher"]), **distillation["audio"]))
     assert encoded == [len(load_split(distillation["noisy"], "train"))]  # a cache miss: the key's ids are the pass's
-    assert outputs.entry.parent == tmp_path and outputs.logits.shape == (encoded[0], 7)
+    assert outputs.entries[0].parent == tmp_path and outputs.logits.shape == (encoded[0], 7)
 
 
 def test_teacher_rows_are_matched_by_id_and_a_row_without_one_is_an_error(distillation, tmp_path):
@@ -371,3 +372,61 @@ def test_with_seeds_each_student_learns_from_the_same_seed_of_a_seeded_teacher(d
         record = json.loads((students / f"seed-{seed}" / "config.json").read_text())
         assert record["experiment"]["teacher"] == str(teachers / f"seed-{seed}")
         assert record["distillation"]["teacher"] == str(teachers / f"seed-{seed}")
+
+
+def outputs_of(folder: str, logits: list[list[float]], ids: list[tuple[int, int]]) -> teacher_module.TeacherOutputs:
+    """A teacher's outputs made by hand: `logits` for the rows `ids` (dialogue, utterance)."""
+    return teacher_module.TeacherOutputs(folder, {"run_name": "T--ET(x)"}, torch.tensor(logits), torch.randn(len(ids), 4),
+                                         torch.tensor([d for d, _ in ids]), torch.tensor([u for _, u in ids]),
+                                         entries=(Path(folder) / "entry",))
+
+
+def test_an_ensemble_teachers_probabilities_are_its_seeds_mean_on_rows_matched_by_id():
+    ids = [(0, 0), (0, 1), (3, 0)]
+    first = outputs_of("s/seed-1", [[2.0, 0.5, -0.5], [0.0, 1.0, 1.5], [-200.0, 0.0, 200.0]], ids)
+    second = outputs_of("s/seed-2", [[-200.0, 0.0, 200.0], [1.0, -1.0, 3.0], [0.0, 0.0, 0.0]], list(reversed(ids)))  # rows reordered
+    ensemble = teacher_module.ensemble_outputs("s", [first, second])
+    second_by_row = {(0, 0): [0.0, 0.0, 0.0], (0, 1): [1.0, -1.0, 3.0], (3, 0): [-200.0, 0.0, 200.0]}
+    for row, key in enumerate(ids):
+        expected = [(a + b) / 2 for a, b in zip(softmax(first.logits[row].tolist()), softmax(second_by_row[key]))]
+        assert ensemble.logits[row].softmax(-1).tolist() == pytest.approx(expected, abs=1e-6)
+    assert torch.isfinite(ensemble.logits).all()  # in row 2 both seeds give class 0 exp(-400): 0 in float32, yet no log(0)
+    assert ensemble.dialogue_id.tolist() == [0, 0, 3] and ensemble.embeddings.shape == (3, 0)
+    assert ensemble.members == ("s/seed-1", "s/seed-2") and ensemble.name == "the 2-seed ensemble of T--ET(x)"
+    stranger = outputs_of("s/seed-3", [[0.0, 0.0, 0.0]] * 3, [(0, 0), (0, 1), (4, 0)])
+    with pytest.raises(RecognizeError, match=r"s/seed-3: no teacher output for Dialogue_ID 3, Utterance_ID 0 \(the rows of s/seed-1, row 2\)"):
+        teacher_module.ensemble_outputs("s", [first, stranger])
+
+
+def test_with_teacher_ensemble_every_student_learns_from_all_the_teachers_seeds(distillation, tmp_path):
+    teacher_config = json.loads((distillation["teacher"] / "config.json").read_text())["experiment"]
+    teachers = train_seeds(ExperimentConfig.from_dict({**teacher_config, "epochs": 1, "output_dir": str(tmp_path / "teachers")}), [1, 2])
+    student = ExperimentConfig(teacher=str(teachers), teacher_ensemble=True, cache_dir=str(tmp_path / "cache"),
+                               output_dir=str(tmp_path / "students"), **{**distillation["audio"], "epochs": 1})
+    students = train_seeds(student, [1, 2])
+    members = [str(teachers / "seed-1"), str(teachers / "seed-2")]
+    for seed in (1, 2):
+        record = json.loads((students / f"seed-{seed}" / "config.json").read_text())
+        assert record["experiment"]["teacher"] == str(teachers) and record["experiment"]["teacher_ensemble"] is True
+        assert record["distillation"]["teacher"] == str(teachers) and record["distillation"]["members"] == members
+        assert record_stages(record) == "Training Classification (KD from the 2-seed ensemble of T--ET(tiny-bert), weight 0.5, tau 2)"
+    each = [teacher_outputs(ExperimentConfig.from_dict({**student.to_dict(), "teacher": folder, "teacher_ensemble": False}))
+            for folder in members]
+    together = teacher_outputs(student)
+    assert torch.allclose(together.logits.softmax(-1), (each[0].logits.softmax(-1) + each[1].logits.softmax(-1)) / 2, atol=1e-6)
+    assert together.entries == (each[0].entries[0], each[1].entries[0])  # each seed's outputs cached as one teacher's
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--teacher-ensemble"], "--teacher-ensemble: only with --teacher"),
+    (["--teacher", "TEACHER", "--teacher-ensemble"], "holds 0 seed-* checkpoint folder(s); an ensemble teacher is a `train --seeds`"),
+    (["--teacher", "TEACHER", "--teacher-ensemble", "--mode", "full", "--distill", "kd+feature"],
+     "--teacher-ensemble: --distill kd+feature matches the head's input vectors"),
+])
+def test_bad_ensemble_teacher_flags_are_one_line_errors_before_training(distillation, tmp_path, flags, message):
+    audio = distillation["audio"]
+    flags = [str(distillation["teacher"]) if f == "TEACHER" else f for f in flags]
+    result = CliRunner().invoke(app, ["train", audio["data"], "--modal", "A", "--mode", "frozen", "--audio-model", audio["audio_model"],
+                                      "--output-dir", str(tmp_path), *flags])
+    assert result.exit_code == 1 and message in result.output.replace("\n", ""), result.output
+    assert not any(tmp_path.iterdir())

@@ -208,12 +208,14 @@ def test_decay_distill_learns_from_the_teacher_it_is_given_and_needs_one(quality
                                                                          monkeypatch):
     out = tmp_path / "runs"
     common = [meld_dir, "--text-model", tiny_bert, "--seeds", "1", "--epochs", "1", "--output-dir", out]
-    run_quality(quality, capsys, monkeypatch, *common, "--recipe", "baseline")
+    run_quality(quality, capsys, monkeypatch, *common, "--seeds", "1,2", "--recipe", "baseline")  # the last --seeds counts
     teacher = out / BASELINE / "seed-1"
     with pytest.raises(RecognizeError, match=r"^--teacher: this recipe distils a trained checkpoint; name its folder$"):
         run_quality(quality, capsys, monkeypatch, *common, "--recipe", "decay_distill")
     with pytest.raises(RecognizeError, match=r"^--teacher: only for a distilled recipe \(decay_distill\)$"):
         run_quality(quality, capsys, monkeypatch, *common, "--recipe", "smooth_decay", "--teacher", teacher)
+    with pytest.raises(RecognizeError, match=r"^--teacher-ensemble: only with --teacher$"):
+        run_quality(quality, capsys, monkeypatch, *common, "--recipe", "decay_distill", "--teacher-ensemble")
 
     student_dir = tmp_path / "students"
     lines, given = run_quality(quality, capsys, monkeypatch, meld_dir, "--text-model", tiny_bert, "--seeds", "1",
@@ -227,6 +229,13 @@ def test_decay_distill_learns_from_the_teacher_it_is_given_and_needs_one(quality
         "layer_decay": 0.8, "lr": 1e-4}
     record = read_json(student_dir / BASELINE / "seed-1" / "config.json")["distillation"]
     assert (record["teacher"], record["loss"], record["weight"], record["temperature"]) == (str(teacher), "kd", 0.5, 2.0)
+
+    lines, given = run_quality(quality, capsys, monkeypatch, meld_dir, "--text-model", tiny_bert, "--seeds", "1",
+                               "--epochs", "1", "--output-dir", tmp_path / "ensemble-students", "--recipe", "decay_distill",
+                               "--teacher", out / BASELINE, "--teacher-ensemble")
+    assert lines[0]["stage"] == f"Full Tuning (KD from the 2-seed ensemble of {BASELINE}, weight 0.5, tau 2)"
+    config, _, _ = parsed_command(lines[0]["command"], monkeypatch)
+    assert config == given[0] and (config["teacher"], config["teacher_ensemble"]) == (str(out / BASELINE), True)
 
 
 RECIPE_NAMES = ["baseline", "two_stage", "two_stage_last", "future3", "smooth_decay", "smooth_two_stage", "smooth_long",
