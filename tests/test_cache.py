@@ -125,11 +125,16 @@ def test_frozen_results_are_the_same_with_and_without_the_cache(meld_dir, tiny_b
 
 def test_frozen_results_under_mixed_precision_are_the_same_with_and_without_the_cache(meld_dir, tiny_bert, tmp_path, cache):
     """bf16 (autocast on this CPU, as on a GPU): the cached vectors are computed under autocast
-    like the live ones, so the two runs learn the same head."""
+    like the live ones, so the two runs learn the same head, up to how the CPU's bf16 kernels
+    round batches of other shapes (the cache encodes other batches than training draws; to the
+    bit on some CPUs, not on others): far closer than either is to a full-precision run's."""
     with_cache = train(frozen(meld_dir, tiny_bert, tmp_path / "a", precision="bf16"))
     without = train(frozen(meld_dir, tiny_bert, tmp_path / "b", precision="bf16", cache=False))
-    a, b = (load_file(str(folder / "model.safetensors")) for folder in (with_cache, without))
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    full = train(frozen(meld_dir, tiny_bert, tmp_path / "c", cache=False))
+    a, b, c = (load_file(str(folder / "model.safetensors")) for folder in (with_cache, without, full))
+    assert a.keys() == b.keys() == c.keys()
+    for name in a:  # measured on an AMD EPYC: 1.6e-5 against 6.3e-4 for the weight (within 1e-6 elsewhere)
+        assert (a[name] - b[name]).abs().max() <= (c[name] - b[name]).abs().max() / 10
 
 
 def test_a_corrupted_entry_is_reported_and_built_again(meld_dir, tiny_bert, tmp_path, cache, monkeypatch, capsys):
