@@ -139,10 +139,10 @@ def stage_configs(recipe: Recipe, data: str, text_model: str, task: str, output_
                   epochs: "int | None", teacher: str = "", teacher_ensemble: bool = False,
                   ) -> list[tuple[ExperimentConfig, list[str]]]:
     """Each stage's config (every stage's epochs `epochs` when given; a distilled recipe's
-    first stage learns from `teacher`, all its seeds together with `teacher_ensemble`), and the settings its command names: SHOWN_ALWAYS, any
-    other that is not at its default, and the recipe's own (but one it sets back to its
-    default for a stage that does not use it: smooth_two_stage's classifier stage resets
-    --layer-decay, which frozen mode refuses)."""
+    first stage learns from `teacher`, all its seeds together with `teacher_ensemble`), and
+    the settings its command names: SHOWN_ALWAYS, any other that is not at its default, and
+    the recipe's own (but one it sets back to its default for a stage that does not use it:
+    smooth_two_stage's classifier stage resets --layer-decay, which frozen mode refuses)."""
     if teacher_ensemble and not teacher:
         raise RecognizeError("--teacher-ensemble: only with --teacher")
     if recipe.distilled and not teacher:

@@ -21,6 +21,12 @@ LOSS_NAMES: dict[str, str] = {"kd": "KD", "dist": "DIST", "feature": "feature di
 """`--distill` loss -> its name in a stage."""
 
 
+def teacher_name(run_name: str, members: "list[str] | tuple[str, ...]") -> str:
+    """A teacher as a stage names it: its run name, or for the seeds of a setting taught
+    together (`members`, their folders) "the 3-seed ensemble of" that name."""
+    return f"the {len(members)}-seed ensemble of {run_name}" if members else run_name
+
+
 def stages(modal: str, mode: str, lineage: list[dict[str, Any]], distillation: "dict[str, Any] | None" = None) -> str:
     """The stages that led to a run of `modal` in `mode` from its `lineage` entries (each
     with the source's "modal", "mode", own "lineage" and "distillation"), and the teacher it
@@ -31,9 +37,7 @@ def stages(modal: str, mode: str, lineage: list[dict[str, Any]], distillation: "
         loss = LOSS_NAMES.get(distillation["loss"], distillation["loss"])
         feature = (f"; feature weight {distillation['feature_weight']:g}, tau {distillation['feature_temperature']:g}"
                    if "feature_weight" in distillation else "")
-        members = distillation.get("members", [])
-        teacher = f"the {len(members)}-seed ensemble of {distillation['run_name']}" if members else distillation["run_name"]
-        own += (f" ({loss} from {teacher}, weight {distillation['weight']:g}, "
+        own += (f" ({loss} from {teacher_name(distillation['run_name'], distillation.get('members', []))}, weight {distillation['weight']:g}, "
                 f"tau {distillation['temperature']:g}{feature})")
     if not lineage:
         return own

@@ -30,6 +30,7 @@ from recognize.dataset.meld import csv_path
 from recognize.engine import make_accelerator, process_state, resolved_precision
 from recognize.errors import RecognizeError
 from recognize.evaluator import load_trained
+from recognize.lineage import teacher_name
 from recognize.main_process import on_main_process
 from recognize.objective import TEACHER_EMBEDDINGS, TEACHER_LOGITS
 from recognize.seeds import seed_folders
@@ -55,10 +56,8 @@ class TeacherOutputs:
 
     @property
     def name(self) -> str:
-        """What the student learns from, as logs and lineage say it: the teacher's run name,
-        or "the 3-seed ensemble of" it."""
-        run_name = self.record["run_name"]
-        return f"the {len(self.members)}-seed ensemble of {run_name}" if self.members else run_name
+        """What the student learns from, as the lineage says it (`lineage.teacher_name`)."""
+        return teacher_name(self.record["run_name"], self.members)
 
 
 def teacher_folders(config: ExperimentConfig) -> list[Path]:
